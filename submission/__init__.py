@@ -1,0 +1,1 @@
+"""Offline ARC inference bundle: AIRV (augment, infer, reverse, vote) over vLLM."""

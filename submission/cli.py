@@ -1,0 +1,215 @@
+"""Command line: ``python -m submission {run,select,evaluate,validate} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from .encoders import DEFAULT_ENCODER, ENCODERS
+from .prompts import DEFAULT_TEMPLATE, TEMPLATES
+from .select import DEFAULT_SELECTOR, SELECTORS
+from .tasks import ChallengeFileError, load_challenges, load_solutions
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _load_challenges_or_exit(path: Path):
+    try:
+        challenges = load_challenges(path)
+    except ChallengeFileError as exc:
+        sys.exit(f"error: {exc}")
+    for problem in challenges.problems:
+        log(f"bad task: {problem}")
+    return challenges
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return path
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    io = p.add_argument_group("inputs and outputs")
+    io.add_argument("--challenges", type=_existing_file, required=True, help="Kaggle-layout challenges JSON file")
+    io.add_argument("--solutions", type=_existing_file, help="solutions JSON file: also write and print metrics.json")
+    io.add_argument("--model", required=True, help="local model folder (config.json, weights, tokenizer)")
+    io.add_argument("--out", type=Path, required=True,
+                    help="run folder: submission.json, predictions.jsonl, run.json, metrics.json")
+
+    aug = p.add_argument_group("augmentation (AIRV)")
+    aug.add_argument("--augmentations", type=int, default=8,
+                     help="views per test input; the 8 dihedral transforms come first, then views with "
+                          "colour permutations and shuffled train examples (default: %(default)s)")
+    aug.add_argument("--permute-background", action="store_true",
+                     help="let colour permutations move colour 0 too (default: 0 stays fixed)")
+    aug.add_argument("--no-shuffle-order", dest="shuffle_order", action="store_false",
+                     help="keep the train examples in the task's order in the extra views")
+    aug.add_argument("--seed", type=int, default=0, help="seed of the augmentation plan and sampling (default: 0)")
+
+    gen = p.add_argument_group("generation")
+    gen.add_argument("--samples", type=int, default=1, help="completions per prompt (default: 1)")
+    gen.add_argument("--temperature", type=float, default=0.0,
+                     help="sampling temperature; 0 is greedy and allows one sample (default: 0)")
+    gen.add_argument("--max-tokens", type=int,
+                     help="cap on the answer tokens; by default each task gets room for a square grid "
+                          "as large as its largest grid")
+    gen.add_argument("--encoder", choices=sorted(ENCODERS), default=DEFAULT_ENCODER,
+                     help="grid text format the model was trained on (default: %(default)s, arc24's)")
+    gen.add_argument("--template", choices=sorted(TEMPLATES), default=DEFAULT_TEMPLATE,
+                     help="prompt template the model was trained on (default: %(default)s)")
+
+    eng = p.add_argument_group("engine (vLLM)")
+    eng.add_argument("--dtype", default="auto",
+                     help="model dtype; auto = float16 on GPUs below compute capability 8.0 (T4), "
+                          "bfloat16 on newer GPUs (L4) and on CPU")
+    eng.add_argument("--max-model-len", type=int, default=10240,
+                     help="context length, capped at the model's own (default: %(default)s)")
+    eng.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="(default: %(default)s)")
+    eng.add_argument("--cpu-kv-cache-gib", type=float, default=2,
+                     help="KV cache on CPU, sets VLLM_CPU_KVCACHE_SPACE unless already set (default: %(default)s)")
+    eng.add_argument("--enforce-eager", action="store_true", help="disable CUDA graphs (slower, less memory)")
+
+    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
+                   help="how the two attempts are chosen from the predictions (default: %(default)s)")
+
+
+def cmd_run(args) -> int:
+    challenges = _load_challenges_or_exit(args.challenges)  # before the model: bad files fail fast
+    if args.solutions:
+        try:
+            load_solutions(args.solutions)
+        except ChallengeFileError as exc:
+            sys.exit(f"error: {exc}")
+    from .engine import EngineSettings, VllmEngine
+    from .pipeline import RunSettings, run
+    from .prompts import load_tokenizer
+
+    try:
+        settings = RunSettings(
+            augmentations=args.augmentations, samples=args.samples, temperature=args.temperature,
+            seed=args.seed, encoder=args.encoder, template=args.template,
+            permute_background=args.permute_background, shuffle_order=args.shuffle_order,
+            selector=args.selector, max_tokens=args.max_tokens,
+        )
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    engine_settings = EngineSettings(
+        model=args.model, dtype=args.dtype, max_model_len=args.max_model_len,
+        gpu_memory_utilization=args.gpu_memory_utilization, cpu_kv_cache_gib=args.cpu_kv_cache_gib,
+        enforce_eager=args.enforce_eager, seed=args.seed,
+    )
+    if not (Path(args.model) / "config.json").is_file():
+        sys.exit(f"error: model folder {args.model}: no config.json")
+    tokenizer = load_tokenizer(args.model)
+    engine = VllmEngine(engine_settings, log=log)
+    inputs = {"challenges": str(args.challenges), "solutions": str(args.solutions) if args.solutions else None,
+              "model": str(args.model), "out": str(args.out)}
+    record = run(challenges, engine, tokenizer, args.out, settings, inputs, args.solutions, log=log)
+    log(f"wrote {args.out / 'submission.json'} ({record['stage_seconds']})")
+    return 0
+
+
+def cmd_select(args) -> int:
+    from .pipeline import reselect
+
+    challenges = _load_challenges_or_exit(args.challenges)
+    reselect(challenges, args.predictions, args.out, args.selector, args.solutions, log=log)
+    log(f"wrote {args.out / 'submission.json'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .metrics import evaluate, format_table
+    from .predictions import read_predictions
+    from .select import get_selector
+    from .submit import build_submission
+
+    challenges = _load_challenges_or_exit(args.challenges)
+    try:
+        solutions, problems = load_solutions(args.solutions)
+    except ChallengeFileError as exc:
+        sys.exit(f"error: {exc}")
+    for problem in problems:
+        log(f"solutions: {problem}")
+    predictions = list(read_predictions(args.predictions))
+    submission = build_submission(challenges, predictions, get_selector(args.selector))
+    metrics = evaluate(solutions, submission, predictions)
+    log(format_table(metrics, max_rows=args.rows))
+    if args.out:
+        from .submit import write_json_atomic
+
+        write_json_atomic(args.out, metrics)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .submit import validate_submission
+
+    challenges = _load_challenges_or_exit(args.challenges)
+    try:
+        submission = orjson.loads(args.submission.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        log(f"submission {args.submission}: not valid JSON: {exc}")
+        return 1
+    problems = validate_submission(challenges, submission)
+    for problem in problems:
+        log(problem)
+    n_tests = sum(challenges.test_counts.values())
+    log(f"{'valid' if not problems else 'INVALID'}: {len(challenges.test_counts)} tasks, {n_tests} test inputs, "
+        f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m submission",
+        description="Offline ARC inference with vLLM: augment, infer, reverse, vote (AIRV) -> submission.json.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="the main job: challenges -> predictions.jsonl -> submission.json",
+                       description="Generate predictions for every test input under N augmented views, "
+                                   "record them all, vote, and write submission.json (and metrics.json "
+                                   "with --solutions).")
+    add_run_arguments(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("select", help="re-choose the two attempts from a saved predictions.jsonl",
+                       description="Rebuild submission.json from predictions.jsonl alone; no engine needed.")
+    p.add_argument("--challenges", type=_existing_file, required=True, help="the challenges file of the run")
+    p.add_argument("--predictions", type=_existing_file, required=True, help="predictions.jsonl of a run")
+    p.add_argument("--out", type=Path, required=True, help="folder for submission.json (and metrics.json)")
+    p.add_argument("--solutions", type=_existing_file, help="also write and print metrics.json")
+    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
+                   help="(default: %(default)s)")
+    p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser("evaluate", help="metrics of a predictions file against solutions",
+                       description="Select from predictions.jsonl and print the metrics table.")
+    p.add_argument("--challenges", type=_existing_file, required=True)
+    p.add_argument("--solutions", type=_existing_file, required=True)
+    p.add_argument("--predictions", type=_existing_file, required=True)
+    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
+                   help="(default: %(default)s)")
+    p.add_argument("--rows", type=int, default=40, help="task rows in the table, worst first (default: %(default)s)")
+    p.add_argument("--out", type=Path, help="also write the metrics as JSON here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("validate", help="check a submission.json against a challenges file",
+                       description="Exit 0 for a complete, valid submission; 1 with one line per problem.")
+    p.add_argument("--challenges", type=_existing_file, required=True)
+    p.add_argument("--submission", type=_existing_file, required=True)
+    p.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,159 @@
+"""Grid encoders: grid <-> text, as composable named presets.
+
+Decoding is strict (a grid is exactly what the encoder would have written, up to the closing
+fence and surrounding whitespace) and never raises anything but ``ParseError``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tasks import MAX_SIDE
+
+FENCE = "```"
+
+
+class ParseError(ValueError):
+    """A model answer that is not a grid in the expected format."""
+
+
+def _check_rows(rows: list[str]) -> np.ndarray:
+    if not rows:
+        raise ParseError("no grid rows")
+    if len(rows) > MAX_SIDE:
+        raise ParseError(f"{len(rows)} rows, more than {MAX_SIDE}")
+    width = len(rows[0])
+    for i, row in enumerate(rows):
+        if not row or not row.isascii() or not row.isdigit():
+            raise ParseError(f"row {i + 1} is not a string of digits: {row[:40]!r}")
+        if len(row) != width:
+            raise ParseError(f"ragged grid: row {i + 1} has {len(row)} cells, row 1 has {width}")
+    if width > MAX_SIDE:
+        raise ParseError(f"{width} columns, more than {MAX_SIDE}")
+    return np.frombuffer("".join(rows).encode(), dtype=np.uint8).reshape(len(rows), width) - ord("0")
+
+
+@dataclass(frozen=True)
+class Minimal:
+    """One line per row, digits with no separator: ``12\\n34``."""
+
+    def encode(self, grid: np.ndarray) -> str:
+        return "\n".join("".join(map(str, row)) for row in grid.tolist())
+
+    def decode(self, text: str) -> np.ndarray:
+        return _check_rows(text.strip("\n").split("\n"))
+
+    answer_start = ""
+
+
+@dataclass(frozen=True)
+class RowNumbers:
+    """Each line of the inner encoding prefixed by its 1-based index and a space."""
+
+    inner: object
+
+    def encode(self, grid: np.ndarray) -> str:
+        lines = self.inner.encode(grid).split("\n")
+        return "\n".join(f"{i} {line}" for i, line in enumerate(lines, 1))
+
+    def decode(self, text: str) -> np.ndarray:
+        lines = text.strip("\n").split("\n")
+        stripped = []
+        for i, line in enumerate(lines, 1):
+            prefix = f"{i} "
+            if not line.startswith(prefix):
+                raise ParseError(f"line {i} does not start with its row number: {line[:40]!r}")
+            stripped.append(line[len(prefix):])
+        return self.inner.decode("\n".join(stripped))
+
+    answer_start = ""
+
+
+def _fenced_body(text: str, header: str) -> str:
+    """The lines between an opening ``header`` line and an optional closing fence."""
+    if not text.startswith(header + "\n"):
+        raise ParseError(f"does not open with {header!r}: {text[:40]!r}")
+    body = text[len(header) + 1 :].rstrip()
+    if body.endswith(FENCE):
+        body = body[: -len(FENCE)]
+    if FENCE in body:
+        raise ParseError("text after the closing fence")
+    return body.rstrip("\n")
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """````grid\\n{inner}\\n````."""
+
+    inner: object
+
+    def encode(self, grid: np.ndarray) -> str:
+        return f"{FENCE}grid\n{self.inner.encode(grid)}\n{FENCE}"
+
+    def decode(self, text: str) -> np.ndarray:
+        return self.inner.decode(_fenced_body(text.lstrip(), f"{FENCE}grid"))
+
+    answer_start = f"{FENCE}grid"
+
+
+_SHAPE_HEADER = re.compile(r"```grid shape: (\d{1,2})x(\d{1,2})")
+
+
+@dataclass(frozen=True)
+class ShapeCodeBlock:
+    """````grid shape: {rows}x{cols}\\n{inner}\\n````; the shape must agree with the body."""
+
+    inner: object
+
+    def encode(self, grid: np.ndarray) -> str:
+        rows, cols = grid.shape
+        return f"{FENCE}grid shape: {rows}x{cols}\n{self.inner.encode(grid)}\n{FENCE}"
+
+    def decode(self, text: str) -> np.ndarray:
+        text = text.lstrip()
+        match = _SHAPE_HEADER.match(text)
+        if not match:
+            raise ParseError(f"does not open with '```grid shape: RxC': {text[:40]!r}")
+        grid = self.inner.decode(_fenced_body(text, match.group(0)))
+        shape = (int(match.group(1)), int(match.group(2)))
+        if grid.shape != shape:
+            raise ParseError(f"header says {shape[0]}x{shape[1]}, grid is {grid.shape[0]}x{grid.shape[1]}")
+        return grid
+
+    # The model writes " shape: HxW" itself, as arc24's models were trained to.
+    answer_start = f"{FENCE}grid"
+
+
+ENCODERS = {
+    "shape-row-numbers": ShapeCodeBlock(RowNumbers(Minimal())),
+    "code-block-row-numbers": CodeBlock(RowNumbers(Minimal())),
+    "code-block-minimal": CodeBlock(Minimal()),
+    "row-numbers": RowNumbers(Minimal()),
+    "minimal": Minimal(),
+}
+DEFAULT_ENCODER = "shape-row-numbers"  # arc24's inference default
+
+
+def get_encoder(name: str):
+    try:
+        return ENCODERS[name]
+    except KeyError:
+        raise ValueError(f"unknown grid encoder {name!r}; choose from {', '.join(ENCODERS)}") from None
+
+
+def stop_strings(encoder) -> list[str]:
+    """Where generation should stop: the closing fence for fenced encoders, else end of turn only."""
+    return [FENCE] if encoder.answer_start.startswith(FENCE) else []
+
+
+def parse_answer(encoder, completion: str) -> np.ndarray:
+    """Decode a completion that continues the encoder's ``answer_start``; ParseError only."""
+    try:
+        return encoder.decode(encoder.answer_start + completion)
+    except ParseError:
+        raise
+    except Exception as exc:  # a decoder bug must still be a recorded miss, not a crash
+        raise ParseError(f"unparseable ({type(exc).__name__}: {exc})") from None

@@ -1,0 +1,154 @@
+"""Prompt templates as named presets, rendered with the model tokenizer's own chat template.
+
+The assistant turn is opened with the template's answer intro and the encoder's answer start
+(arc24: ``### Output\\n\\n```grid``) and its end-of-turn is cut, so the model continues the grid.
+Prompts that would leave no room for the answer lose train examples, last first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .tasks import Task
+
+_PRIORS_LONG = """The puzzle-like inputs and outputs present a grid where each square can be one of ten colors. A grid can be any height or width between 1x1 and 30x30.
+The background of the grid is typically colored with 0.
+The tasks from ARC are based on the following priors:
+
+- Objectness: Objects persist and cannot appear or disappear without reason. Objects can interact or not depending on the circumstances.
+- Goal-directed: Objects can be animate or inanimate. Some objects are "agents" - they have intentions and they pursue goals.
+- Numbers & counting: Objects can be counted or sorted by their shape, appearance, or movement using basic mathematics like addition, subtraction, and comparison.
+- Basic geometry & topology: Objects can be shapes like rectangles, triangles, and circles which can be mirrored, rotated, translated, deformed, combined, repeated, etc. Differences in distances can be detected.
+
+The transformations between input and output should be based on these priors.
+"""
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    system: str
+    intro: str  # opens the user turn; examples and the test input follow
+    answer_intro: str  # opens the assistant turn, before the encoder's answer start
+
+    def user_message(self, examples: list[tuple[str, str]], test_input: str) -> str:
+        parts = [self.intro, "\n"]
+        for i, (inp, out) in enumerate(examples, 1):
+            parts.append(f"\n## Example {i}\n\n### Input\n\n{inp}\n\n### Output\n\n{out}\n")
+        parts.append(f"\n## Test case\n\n### Input\n\n{test_input}")
+        return "".join(parts)
+
+
+TEMPLATES = {
+    t.name: t
+    for t in (
+        PromptTemplate(
+            name="output-from-examples-v1",
+            system="You are a helpful assistant.",
+            intro=(
+                "Let's see if you can solve this simple Abstraction and Reasoning Challenge (ARC) task.\n"
+                "Below there are some input-output grid examples that define the task.\n"
+                "Your job is to understand the transformation between the input and the output and apply it to the test input grid.\n"
+                "The transformations are always based on the following priors: objectness, goal-directed, "
+                "numbers & counting, and basic geometry & topology."
+            ),
+            answer_intro="### Output\n\n",
+        ),
+        PromptTemplate(
+            name="output-from-examples-v0",
+            system=(
+                "You are a helpful AI assistant. Your job is to solve tasks from the Abstraction and Reasoning Challenge (ARC). \n"
+                "The user will present you with sample input and output grids for each task. \n"
+                "Your job will be to understand the transformation between the input and the output and apply it to the last input grid given by the user. \n"
+                + _PRIORS_LONG
+            ),
+            intro=(
+                "Let's see if you can solve this simple ARC task. "
+                "These are some input-output grid examples that define the task."
+            ),
+            answer_intro="### Output\n\n",
+        ),
+    )
+}
+DEFAULT_TEMPLATE = "output-from-examples-v1"  # arc24's models after v0
+
+
+def get_template(name: str) -> PromptTemplate:
+    try:
+        return TEMPLATES[name]
+    except KeyError:
+        raise ValueError(f"unknown prompt template {name!r}; choose from {', '.join(TEMPLATES)}") from None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    token_ids: tuple[int, ...]
+    examples_used: int
+    examples_dropped: int
+
+
+class Unanswerable(ValueError):
+    """Not even one train example leaves room for the answer within the context length."""
+
+
+def render(tokenizer, template: PromptTemplate, encoder, task: Task, test_index: int, n_examples: int) -> str:
+    """The prompt text for one test input of an (already augmented) task, with its first n examples."""
+    examples = [(encoder.encode(ex.input), encoder.encode(ex.output)) for ex in task.train[:n_examples]]
+    opening = template.answer_intro + encoder.answer_start
+    messages = [
+        {"role": "system", "content": template.system},
+        {"role": "user", "content": template.user_message(examples, encoder.encode(task.test_inputs[test_index]))},
+        {"role": "assistant", "content": opening},
+    ]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    # Cut the end-of-turn after the opened answer, whatever the chat template's markup is.
+    cut = text.rfind(opening)
+    if cut < 0:
+        raise ValueError("the chat template does not keep the assistant message verbatim")
+    return text[: cut + len(opening)]
+
+
+def build_prompt(
+    tokenizer,
+    template: PromptTemplate,
+    encoder,
+    task: Task,
+    test_index: int,
+    max_model_len: int,
+    answer_tokens: int,
+) -> Prompt:
+    """Render and tokenize, dropping train examples (last first) until the answer fits."""
+    budget = max_model_len - answer_tokens
+    n = len(task.train)
+    while n >= 1:
+        text = render(tokenizer, template, encoder, task, test_index, n)
+        ids = tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) <= budget:
+            return Prompt(text, tuple(ids), n, len(task.train) - n)
+        n -= 1
+    raise Unanswerable(
+        f"even one train example needs more than {budget} prompt tokens "
+        f"({max_model_len} context - {answer_tokens} for the answer)"
+    )
+
+
+def answer_token_budget(tokenizer, encoder, task: Task, margin: int = 8) -> int:
+    """max_tokens for a task: the tokens of its largest possible answer plus end-of-answer markup.
+
+    The answer is bounded by a square as large as the largest side of any grid of the task
+    (outputs included, so tasks that scale their input are covered); square because a
+    dihedral view may transpose it.
+    """
+    side = max(max(g.shape) for ex in task.train for g in (ex.input, ex.output))
+    side = max(side, *(max(g.shape) for g in task.test_inputs))
+    largest = encoder.encode(np.zeros((side, side), dtype=np.uint8))
+    return len(tokenizer.encode(largest, add_special_tokens=False)) + margin
+
+
+def load_tokenizer(model_dir: str):
+    from transformers import AutoTokenizer  # heavy import, only where a tokenizer is needed
+
+    return AutoTokenizer.from_pretrained(model_dir)

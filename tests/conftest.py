@@ -1,0 +1,39 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+@pytest.fixture(scope="session")
+def sample_challenges():
+    from submission.tasks import load_challenges
+
+    return load_challenges(SAMPLE / "challenges.json")
+
+
+@pytest.fixture(scope="session")
+def sample_solutions():
+    from submission.tasks import load_solutions
+
+    solutions, problems = load_solutions(SAMPLE / "solutions.json")
+    assert not problems
+    return solutions
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """The project's tiny Qwen2 model, built once per test session."""
+    from build_tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen2")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_model_dir):
+    from submission.prompts import load_tokenizer
+
+    return load_tokenizer(str(tiny_model_dir))

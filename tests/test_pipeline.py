@@ -1,0 +1,118 @@
+"""The whole pipeline with engine doubles: files, counts, and scores that only correct inversion gives."""
+
+import json
+
+import orjson
+import pytest
+
+from conftest import SAMPLE
+from doubles import OracleEngine, ScriptedEngine
+from submission.cli import main
+from submission.engine import Completion
+from submission.pipeline import RunSettings, run
+from submission.predictions import read_predictions
+from submission.submit import validate_submission
+from submission.tasks import load_challenges
+
+
+def run_with(engine, challenges, tokenizer, out, settings, solutions=True):
+    return run(challenges, engine, tokenizer, out, settings, {"test": True},
+               SAMPLE / "solutions.json" if solutions else None, log=lambda _: None)
+
+
+@pytest.mark.parametrize("augmentations", [8, 12])
+def test_oracle_in_the_augmented_space_scores_exactly_one(sample_challenges, sample_solutions, tokenizer, tmp_path,
+                                                           augmentations):
+    settings = RunSettings(augmentations=augmentations)
+    engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
+    record = run_with(engine, sample_challenges, tokenizer, tmp_path, settings)
+    assert engine.calls == [10 * augmentations]  # every prompt of the run in one engine call
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["overall"]["score"] == 1.0
+    assert metrics["overall"]["pass_n"] == 1.0 and metrics["overall"]["accuracy"] == 1.0
+    assert metrics["overall"]["correct_pixels"] == 1.0 and metrics["overall"]["unanswered"] == 0.0
+    assert record["score"] == 1.0 and record["predictions"] == 10 * augmentations
+    submission = json.loads((tmp_path / "submission.json").read_text())
+    for task_id, truths in sample_solutions.items():
+        assert [e["attempt_1"] for e in submission[task_id]] == [t.tolist() for t in truths]
+
+
+def test_oracle_in_the_wrong_space_scores_clearly_less(sample_challenges, sample_solutions, tokenizer, tmp_path):
+    settings = RunSettings(augmentations=8)
+    engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings, wrong_space=True)
+    run_with(engine, sample_challenges, tokenizer, tmp_path, settings)
+    overall = json.loads((tmp_path / "metrics.json").read_text())["overall"]
+    assert overall["score"] <= 0.75
+    assert overall["accuracy"] < 0.6  # only views whose inverse leaves the truth unchanged are right
+
+
+def test_run_writes_one_record_per_work_item(sample_challenges, sample_solutions, tokenizer, tmp_path):
+    settings = RunSettings(augmentations=10, samples=3, temperature=0.7)
+    engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
+    run_with(engine, sample_challenges, tokenizer, tmp_path, settings)
+    records = list(read_predictions(tmp_path / "predictions.jsonl"))
+    keys = [r.key for r in records]
+    assert len(keys) == len(set(keys)) == 10 * 10 * 3
+    assert {r.mode for r in records} == {"sample"}
+    run_json = json.loads((tmp_path / "run.json").read_text())
+    assert run_json["settings"]["samples"] == 3 and run_json["engine"] == {"engine": "oracle"}
+    assert set(run_json["stage_seconds"]) == {"plan_and_prompts", "generate", "record", "select_and_evaluate"}
+
+
+def test_garbage_answers_are_recorded_misses(sample_challenges, tokenizer, tmp_path):
+    engine = ScriptedEngine([
+        Completion("\x00 junk", 3, -1.0, "stop"),
+        Completion(" shape: 2x2\n1 12\n2 3", 12, -2.0, "length"),
+    ])
+    run_with(engine, sample_challenges, tokenizer, tmp_path, RunSettings(), solutions=False)
+    records = list(read_predictions(tmp_path / "predictions.jsonl"))
+    assert len(records) == 80 and all(r.grid is None for r in records)
+    assert {r.error.split(":")[0] for r in records} == {"parse error", "truncated"}
+    submission = orjson.loads((tmp_path / "submission.json").read_bytes())
+    assert validate_submission(sample_challenges, submission) == []
+
+
+def test_prompts_too_long_are_unanswerable_not_fatal(sample_challenges, tokenizer, tmp_path):
+    engine = ScriptedEngine([Completion(" shape: 1x1\n1 5\n", 8, -1.0, "stop")], max_model_len=300)
+    record = run_with(engine, sample_challenges, tokenizer, tmp_path, RunSettings(), solutions=False)
+    records = list(read_predictions(tmp_path / "predictions.jsonl"))
+    assert len(records) == 80 and engine.calls == []
+    assert all(r.error.startswith("unanswerable: even one train example") for r in records)
+    assert record["predictions"] == 80
+
+
+def test_bad_tasks_get_fallbacks_and_the_rest_run(sample_challenges, sample_solutions, tokenizer, tmp_path):
+    raw = json.loads((SAMPLE / "challenges.json").read_text())
+    raw["bad00001"] = {"train": [{"input": [[1, 2], [3]], "output": [[1]]}], "test": [{"input": [[1]]}, {}]}
+    raw["bad00002"] = {"train": [{"input": [[1]], "output": [[1]]}]}
+    path = tmp_path / "challenges.json"
+    path.write_text(json.dumps(raw))
+    challenges = load_challenges(path)
+    assert [str(p) for p in challenges.problems] == [
+        "task bad00001: train[0].input: ragged grid: row 1 has 1 cells, row 0 has 2",
+        "task bad00002: test: missing or empty (need a non-empty list of test inputs)",
+    ]
+    settings = RunSettings()
+    engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
+    run_with(engine, challenges, tokenizer, tmp_path / "out", settings)
+    submission = json.loads((tmp_path / "out" / "submission.json").read_text())
+    assert validate_submission(challenges, submission) == []
+    assert len(submission["bad00001"]) == 2 and len(submission["bad00002"]) == 1
+    assert submission["00576224"][0]["attempt_1"] == sample_solutions["00576224"][0].tolist()
+
+
+def test_select_replays_a_saved_run(sample_challenges, sample_solutions, tokenizer, tmp_path, capsys):
+    settings = RunSettings()
+    run_with(OracleEngine(sample_challenges, sample_solutions, tokenizer, settings), sample_challenges, tokenizer,
+             tmp_path / "run", settings)
+    code = main(["select", "--challenges", str(SAMPLE / "challenges.json"),
+                 "--predictions", str(tmp_path / "run" / "predictions.jsonl"), "--out", str(tmp_path / "again"),
+                 "--solutions", str(SAMPLE / "solutions.json")])
+    assert code == 0
+    assert (tmp_path / "again" / "submission.json").read_bytes() == (tmp_path / "run" / "submission.json").read_bytes()
+    assert "overall" in capsys.readouterr().out
+    assert main(["validate", "--challenges", str(SAMPLE / "challenges.json"),
+                 "--submission", str(tmp_path / "again" / "submission.json")]) == 0
+    code = main(["evaluate", "--challenges", str(SAMPLE / "challenges.json"), "--solutions",
+                 str(SAMPLE / "solutions.json"), "--predictions", str(tmp_path / "run" / "predictions.jsonl")])
+    assert code == 0 and "1.000" in capsys.readouterr().out

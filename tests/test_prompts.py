@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from submission.augment import Augmentation
+from submission.encoders import get_encoder
+from submission.prompts import Unanswerable, answer_token_budget, build_prompt, get_template, render
+from submission.tasks import Example, Task
+
+# The rendered reference of ../shared/docs/arc24-prompt-format.md, character for character.
+REFERENCE = (
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nLet's see if you can solve "
+    "this simple Abstraction and Reasoning Challenge (ARC) task.\nBelow there are some input-output grid examples "
+    "that define the task.\nYour job is to understand the transformation between the input and the output and "
+    "apply it to the test input grid.\nThe transformations are always based on the following priors: objectness, "
+    "goal-directed, numbers & counting, and basic geometry & topology.\n\n## Example 1\n\n### Input\n\n```grid "
+    "shape: 2x2\n1 12\n2 34\n```\n\n### Output\n\n```grid shape: 2x2\n1 43\n2 21\n```\n\n## Example 2\n\n### "
+    "Input\n\n```grid shape: 1x1\n1 5\n```\n\n### Output\n\n```grid shape: 1x1\n1 5\n```\n\n## Test case\n\n### "
+    "Input\n\n```grid shape: 1x2\n1 01\n```<|im_end|>\n<|im_start|>assistant\n### Output\n\n```grid"
+)
+
+
+def grid(rows):
+    return np.array(rows, dtype=np.uint8)
+
+
+REFERENCE_TASK = Task(
+    "ref00000",
+    (Example(grid([[1, 2], [3, 4]]), grid([[4, 3], [2, 1]])), Example(grid([[5]]), grid([[5]]))),
+    (grid([[0, 1]]),),
+)
+
+
+def test_arc24_reference_prompt_is_exact(tokenizer):
+    text = render(tokenizer, get_template("output-from-examples-v1"), get_encoder("shape-row-numbers"),
+                  REFERENCE_TASK, 0, 2)
+    assert text == REFERENCE
+
+
+def test_v0_template_has_the_long_system_prompt(tokenizer):
+    text = render(tokenizer, get_template("output-from-examples-v0"), get_encoder("shape-row-numbers"),
+                  REFERENCE_TASK, 0, 2)
+    assert text.startswith("<|im_start|>system\nYou are a helpful AI assistant. Your job is to solve tasks")
+    assert "- Objectness: Objects persist" in text
+    assert "<|im_start|>user\nLet's see if you can solve this simple ARC task. These are some input-output grid " \
+           "examples that define the task.\n\n## Example 1\n" in text
+    assert text.endswith("<|im_start|>assistant\n### Output\n\n```grid")
+
+
+def test_prompt_fits_by_dropping_examples_last_first(tokenizer):
+    encoder, template = get_encoder("shape-row-numbers"), get_template("output-from-examples-v1")
+    full = build_prompt(tokenizer, template, encoder, REFERENCE_TASK, 0, 10_000, 10)
+    assert (full.examples_used, full.examples_dropped) == (2, 0)
+    assert list(full.token_ids) == tokenizer.encode(full.text, add_special_tokens=False)
+    one = render(tokenizer, template, encoder, REFERENCE_TASK, 0, 1)
+    limit = len(tokenizer.encode(one, add_special_tokens=False)) + 10
+    fitted = build_prompt(tokenizer, template, encoder, REFERENCE_TASK, 0, limit, 10)
+    assert (fitted.examples_used, fitted.examples_dropped) == (1, 1)
+    assert "## Example 1" in fitted.text and "## Example 2" not in fitted.text
+    assert "1 43" in fitted.text  # the first example is the one kept
+    with pytest.raises(Unanswerable, match="even one train example"):
+        build_prompt(tokenizer, template, encoder, REFERENCE_TASK, 0, limit - 1, 10)
+
+
+def test_answer_budget_covers_the_largest_grid_of_the_task(tokenizer):
+    encoder = get_encoder("shape-row-numbers")
+    budget = answer_token_budget(tokenizer, encoder, REFERENCE_TASK, margin=0)
+    assert budget == len(tokenizer.encode(encoder.encode(grid([[0, 0], [0, 0]])), add_special_tokens=False))
+    # the sample's tasks: a 30x30 answer would be ~1000 tokens; a 6x6 one far less
+    wide = Task("w", (Example(grid([[1] * 7] * 3), grid([[1]])),), (grid([[1]]),))
+    assert answer_token_budget(tokenizer, encoder, wide, margin=0) == len(
+        tokenizer.encode(encoder.encode(np.zeros((7, 7), np.uint8)), add_special_tokens=False))
+
+
+def test_augmented_prompt_shows_the_augmented_grids(tokenizer):
+    aug = Augmentation(1, (0, 9, 8, 7, 6, 5, 4, 3, 2, 1), (1, 0))
+    text = render(tokenizer, get_template("output-from-examples-v1"), get_encoder("minimal"),
+                  aug.apply_task(REFERENCE_TASK), 0, 2)
+    assert "## Example 1\n\n### Input\n\n5\n\n### Output\n\n5\n" in text  # order swapped
+    assert "### Input\n\n98\n\n### Output\n\n" not in text
+    assert "## Test case\n\n### Input\n\n9\n0<|im_end|>" in text  # [[0,1]] recoloured then turned
