@@ -111,7 +111,10 @@ def cmd_run(args) -> int:
     engine = VllmEngine(engine_settings, log=log)
     inputs = {"challenges": str(args.challenges), "solutions": str(args.solutions) if args.solutions else None,
               "model": str(args.model), "out": str(args.out)}
-    record = run(challenges, engine, tokenizer, args.out, settings, inputs, args.solutions, log=log)
+    try:
+        record = run(challenges, engine, tokenizer, args.out, settings, inputs, args.solutions, log=log)
+    finally:
+        engine.close()
     log(f"wrote {args.out / 'submission.json'} ({record['stage_seconds']})")
     return 0
 

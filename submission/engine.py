@@ -104,6 +104,11 @@ class VllmEngine:
 
         self.vllm_version = vllm.__version__
         self.settings = settings
+        extra = {}
+        if self.device.kind == "cpu":
+            # vLLM 0.32's CPU build crashes ("CPU Generator does not use offset") when a seeded
+            # request is prefilled in chunks; whole-prompt prefills avoid it.
+            extra = {"enable_chunked_prefill": False, "max_num_batched_tokens": self.max_model_len}
         started = time.perf_counter()
         self.llm = vllm.LLM(
             model=settings.model,
@@ -112,6 +117,7 @@ class VllmEngine:
             gpu_memory_utilization=settings.gpu_memory_utilization,
             enforce_eager=settings.enforce_eager,
             seed=settings.seed,
+            **extra,
         )
         self.start_seconds = time.perf_counter() - started
         log(f"engine: vLLM {self.vllm_version} on {self.device.kind} ({self.dtype}), "
@@ -139,6 +145,12 @@ class VllmEngine:
             [Completion(c.text, len(c.token_ids), c.cumulative_logprob, c.finish_reason) for c in out.outputs]
             for out in outputs
         ]
+
+    def close(self) -> None:
+        """Stop the engine's worker processes now, rather than in vLLM's noisy exit hooks."""
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
 
     def describe(self) -> dict:
         return {

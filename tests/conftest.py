@@ -37,3 +37,13 @@ def tokenizer(tiny_model_dir):
     from submission.prompts import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def vllm_engine(tiny_model_dir):
+    """The real vLLM engine on the tiny model, started once (20-35 s) for every engine test."""
+    from submission.engine import EngineSettings, VllmEngine
+
+    engine = VllmEngine(EngineSettings(str(tiny_model_dir), cpu_kv_cache_gib=1), log=lambda _: None)
+    yield engine
+    engine.close()

@@ -1,0 +1,75 @@
+"""Through real vLLM (CPU build) on the project's tiny Qwen2 model: one engine per test session."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SAMPLE
+from submission.engine import GenerationRequest
+from submission.pipeline import RunSettings, run
+from submission.predictions import read_predictions
+from submission.submit import validate_submission
+
+pytestmark = pytest.mark.engine
+
+
+def test_engine_reports_what_it_runs(vllm_engine):
+    info = vllm_engine.describe()
+    assert info["engine"] == "vllm" and info["device"] == "cpu" and info["dtype"] == "bfloat16"
+    assert info["vllm_version"].startswith("0.")
+    assert info["max_model_len"] == 8192  # capped at the tiny model's max_position_embeddings
+
+
+def test_generate_returns_n_completions_with_logprobs(vllm_engine, tokenizer):
+    ids = tuple(tokenizer.encode("<|im_start|>user\n12\n34<|im_end|>\n", add_special_tokens=False))
+    requests = [GenerationRequest(ids, 5), GenerationRequest(ids, 9, n=3, temperature=1.0, seed=1, stop=("```",))]
+    out = vllm_engine.generate(requests)
+    assert [len(c) for c in out] == [1, 3]
+    for completion in out[0] + out[1]:
+        assert 1 <= completion.token_count <= 9
+        assert completion.cumulative_logprob is not None and completion.cumulative_logprob <= 0
+        assert completion.finish_reason in ("stop", "length")
+    assert out[0][0].token_count == 5 or out[0][0].finish_reason == "stop"
+    # the same seed gives the same samples
+    again = vllm_engine.generate(requests[1:])
+    assert [c.text for c in again[0]] == [c.text for c in out[1]]
+
+
+def test_run_over_the_sample_writes_a_valid_submission(vllm_engine, tokenizer, sample_challenges, tmp_path):
+    settings = RunSettings(augmentations=8, samples=2, temperature=1.0, max_tokens=48)
+    record = run(sample_challenges, vllm_engine, tokenizer, tmp_path, settings, {"test": True},
+                 SAMPLE / "solutions.json", log=lambda _: None)
+    submission = json.loads((tmp_path / "submission.json").read_text())
+    assert validate_submission(sample_challenges, submission) == []
+    assert {t: len(v) for t, v in submission.items()} == sample_challenges.test_counts
+    records = list(read_predictions(tmp_path / "predictions.jsonl"))
+    keys = {r.key for r in records}
+    assert len(records) == len(keys) == 10 * 8 * 2  # one per (test input, augmentation, sample)
+    assert all(r.token_count > 0 and r.cumulative_logprob is not None for r in records)
+    assert all((r.grid is None) == (r.error is not None) for r in records)
+    assert record["engine"]["vllm_version"] and record["stage_seconds"]["generate"] > 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["overall"]["tasks"] == 8 and metrics["overall"]["predictions"] == 160
+
+
+def test_cli_run_then_validate(tiny_model_dir, tmp_path):
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "submission", "run", "--challenges", str(SAMPLE / "challenges.json"),
+         "--solutions", str(SAMPLE / "solutions.json"), "--model", str(tiny_model_dir), "--out", str(out),
+         "--augmentations", "2", "--max-tokens", "24"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "overall" in done.stdout
+    run_json = json.loads((out / "run.json").read_text())
+    assert run_json["settings"]["augmentations"] == 2 and run_json["engine"]["device"] == "cpu"
+    assert sum(1 for _ in open(out / "predictions.jsonl")) == 20
+    check = subprocess.run(
+        [sys.executable, "-m", "submission", "validate", "--challenges", str(SAMPLE / "challenges.json"),
+         "--submission", str(out / "submission.json")], cwd=ROOT, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
