@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import orjson
 
 from .encoders import DEFAULT_ENCODER, ENCODERS
+from .pipeline import DEFAULT_TIME_BUDGET
 from .prompts import DEFAULT_TEMPLATE, TEMPLATES
 from .select import DEFAULT_SELECTOR, SELECTORS
 from .tasks import ChallengeFileError, load_challenges, load_solutions
@@ -79,44 +81,89 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
                    help="how the two attempts are chosen from the predictions (default: %(default)s)")
 
+    budget = p.add_argument_group("time budget, rounds and workers")
+    budget.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET,
+                        help="seconds for the whole run, engine start-up included; 0 = no limit (default: "
+                             "%(default)s = 11 h, for Kaggle's 12 h limit)")
+    budget.add_argument("--reserve-seconds", type=float, default=60.0,
+                        help="kept back from generation for the final selection and writes (default: %(default)s)")
+    budget.add_argument("--views-per-round", type=int, default=8,
+                        help="views added per test input each round; round 1 is the 8 dihedral views "
+                             "(default: %(default)s)")
+    budget.add_argument("--no-adaptive", dest="adaptive", action="store_false",
+                        help="give every test input every round; by default a test input whose parsed "
+                             "predictions (at least --settle-after) all agree gets no more views")
+    budget.add_argument("--settle-after", type=int, default=8, help="(default: %(default)s)")
+    budget.add_argument("--chunk-prompts", type=int, default=1024,
+                        help="prompts per engine call; predictions are saved after each (default: %(default)s)")
+    budget.add_argument("--workers", type=int, default=1,
+                        help="engine processes; 0 = one per GPU. Each takes a GPU (worker i: GPU i mod count); "
+                             "on CPU they share the cores (default: %(default)s)")
+    budget.add_argument("--fresh", action="store_true",
+                        help="start over; by default a run folder with predictions.jsonl is resumed and "
+                             "the work it records is skipped")
+
 
 def cmd_run(args) -> int:
+    started = time.monotonic()  # the time budget counts engine start-up too
     challenges = _load_challenges_or_exit(args.challenges)  # before the model: bad files fail fast
     if args.solutions:
         try:
             load_solutions(args.solutions)
         except ChallengeFileError as exc:
             sys.exit(f"error: {exc}")
-    from .engine import EngineSettings, VllmEngine
-    from .pipeline import RunSettings, run
+    from .engine import EngineSettings, detect_device, start_engine
+    from .pipeline import ResumeError, RunSettings, check_resumable, run
     from .prompts import load_tokenizer
+    from .submit import fallback_submission, write_json_atomic
 
     try:
         settings = RunSettings(
             augmentations=args.augmentations, samples=args.samples, temperature=args.temperature,
             seed=args.seed, encoder=args.encoder, template=args.template,
             permute_background=args.permute_background, shuffle_order=args.shuffle_order,
-            selector=args.selector, max_tokens=args.max_tokens,
+            selector=args.selector, max_tokens=args.max_tokens, views_per_round=args.views_per_round,
+            adaptive=args.adaptive, settle_after=args.settle_after, chunk_prompts=args.chunk_prompts,
+            time_budget=args.time_budget or None, reserve_seconds=args.reserve_seconds,
         )
-    except ValueError as exc:
+        if not args.fresh:
+            check_resumable(args.out, settings)
+    except (ValueError, ResumeError) as exc:
         sys.exit(f"error: {exc}")
+    if not (Path(args.model) / "config.json").is_file():
+        sys.exit(f"error: model folder {args.model}: no config.json")
     engine_settings = EngineSettings(
         model=args.model, dtype=args.dtype, max_model_len=args.max_model_len,
         gpu_memory_utilization=args.gpu_memory_utilization, cpu_kv_cache_gib=args.cpu_kv_cache_gib,
         enforce_eager=args.enforce_eager, seed=args.seed,
     )
-    if not (Path(args.model) / "config.json").is_file():
-        sys.exit(f"error: model folder {args.model}: no config.json")
+    submission_path = args.out / "submission.json"
+    if not submission_path.exists():
+        write_json_atomic(submission_path, fallback_submission(challenges))  # in case the engine never starts
     tokenizer = load_tokenizer(args.model)
-    engine = VllmEngine(engine_settings, log=log)
+    try:
+        if args.workers == 1:
+            engine = start_engine(engine_settings, log=log)
+        else:
+            from .workers import EnginePool
+
+            device = detect_device()
+            gpus = len(device.names)
+            workers = args.workers or max(gpus, 1)
+            engine = EnginePool(engine_settings, workers, gpus, log=log)
+    except Exception as exc:
+        log(f"run: the engine could not start ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}); "
+            f"{submission_path} keeps the fallback attempts")
+        return 3
     inputs = {"challenges": str(args.challenges), "solutions": str(args.solutions) if args.solutions else None,
               "model": str(args.model), "out": str(args.out)}
     try:
-        record = run(challenges, engine, tokenizer, args.out, settings, inputs, args.solutions, log=log)
+        record = run(challenges, engine, tokenizer, args.out, settings, inputs, args.solutions, log=log,
+                     fresh=args.fresh, started=started)
     finally:
         engine.close()
-    log(f"wrote {args.out / 'submission.json'} ({record['stage_seconds']})")
-    return 0
+    log(f"wrote {submission_path} after {record['seconds']:.0f}s: {record['status']}")
+    return 0 if record["status"] in ("done", "time budget reached") else 3
 
 
 def cmd_select(args) -> int:
@@ -180,7 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the main job: challenges -> predictions.jsonl -> submission.json",
                        description="Generate predictions for every test input under N augmented views, "
                                    "record them all, vote, and write submission.json (and metrics.json "
-                                   "with --solutions).")
+                                   "with --solutions).",
+                       epilog="Exit status: 0 when the run finished or used up its time budget; 3 when it "
+                              "stopped early (engine failure, every worker dead, SIGTERM) - submission.json "
+                              "is valid in every case, built from all predictions made.")
     add_run_arguments(p)
     p.set_defaults(func=cmd_run)
 

@@ -7,9 +7,8 @@ a request is a tokenized prompt with its sampling settings. Test doubles impleme
 from __future__ import annotations
 
 import json
-import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +24,7 @@ class GenerationRequest:
     temperature: float = 0.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    group: str = ""  # requests of one group (a task) go to the same worker in a pool
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,23 @@ class Completion:
     token_count: int
     cumulative_logprob: float | None
     finish_reason: str | None  # "stop" (end of turn or stop string) or "length"
+    token_ids: tuple[int, ...] = ()  # the generated tokens, where the engine reports them (beam search)
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score ``continuation_token_ids`` as the model's continuation of ``prompt_token_ids``."""
+
+    prompt_token_ids: tuple[int, ...]
+    continuation_token_ids: tuple[int, ...]
 
 
 class Engine(Protocol):
     max_model_len: int
 
-    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]: ...
+    def generate(
+        self, requests: list[GenerationRequest], deadline: float | None = None
+    ) -> list[list[Completion] | None]: ...
 
     def describe(self) -> dict: ...
 
@@ -79,6 +90,36 @@ class EngineSettings:
     cpu_kv_cache_gib: float = DEFAULT_CPU_KV_CACHE_GIB
     enforce_eager: bool = False
     seed: int = 0
+    max_num_seqs: int | None = None  # vLLM's default unless set
+    kv_cache_bytes: int | None = None  # overrides cpu_kv_cache_gib; on GPU, overrides the utilization share
+
+
+def _aborted(output) -> bool:
+    return any(c.finish_reason == "abort" for c in output.outputs)
+
+
+class _Progress:
+    """A log line every 30 s on long batches: prompts done, output tokens/s, ETA."""
+
+    def __init__(self, total: int, log, every: float = 30.0):
+        self.total, self.log, self.every = total, log, every
+        self.done = self.tokens = 0
+        self.start = self.last = time.monotonic()
+
+    def update(self, tokens: int) -> None:
+        self.done += 1
+        self.tokens += tokens
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            elapsed = now - self.start
+            eta = elapsed / self.done * (self.total - self.done)
+            self.log(f"engine: {self.done}/{self.total} prompts, {self.tokens / elapsed:.0f} output tokens/s, "
+                     f"ETA {eta:.0f}s")
+
+    def close(self) -> None:
+        if time.monotonic() - self.start >= self.every:
+            self.log(f"engine: {self.done}/{self.total} prompts in {time.monotonic() - self.start:.0f}s")
 
 
 def model_context_limit(model_dir: str) -> int | None:
@@ -97,18 +138,23 @@ class VllmEngine:
         self.dtype = self.device.dtype if settings.dtype == "auto" else settings.dtype
         limit = model_context_limit(settings.model)
         self.max_model_len = min(settings.max_model_len, limit) if limit else settings.max_model_len
-        if self.device.kind == "cpu":
-            # Unset, vLLM's CPU backend tries to reserve most of the RAM for the KV cache and fails.
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.cpu_kv_cache_gib))
+        self.log = log
         import vllm
 
         self.vllm_version = vllm.__version__
         self.settings = settings
         extra = {}
+        if settings.max_num_seqs:
+            extra["max_num_seqs"] = settings.max_num_seqs
         if self.device.kind == "cpu":
             # vLLM 0.32's CPU build crashes ("CPU Generator does not use offset") when a seeded
             # request is prefilled in chunks; whole-prompt prefills avoid it.
-            extra = {"enable_chunked_prefill": False, "max_num_batched_tokens": self.max_model_len}
+            extra.update(enable_chunked_prefill=False, max_num_batched_tokens=self.max_model_len)
+            # Unbounded, the CPU backend tries to reserve most of the RAM for the KV cache and fails.
+            # (VLLM_CPU_KVCACHE_SPACE, when set, still wins: vLLM reads it last.)
+            extra["kv_cache_memory_bytes"] = settings.kv_cache_bytes or int(settings.cpu_kv_cache_gib * 2**30)
+        elif settings.kv_cache_bytes:
+            extra["kv_cache_memory_bytes"] = settings.kv_cache_bytes
         started = time.perf_counter()
         self.llm = vllm.LLM(
             model=settings.model,
@@ -123,7 +169,11 @@ class VllmEngine:
         log(f"engine: vLLM {self.vllm_version} on {self.device.kind} ({self.dtype}), "
             f"context {self.max_model_len}, started in {self.start_seconds:.1f}s")
 
-    def generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+    def generate(
+        self, requests: list[GenerationRequest], deadline: float | None = None
+    ) -> list[list[Completion] | None]:
+        """All requests in one batch. At ``deadline`` (time.monotonic()) the requests still in
+        flight are aborted and come back as None; finished ones are kept."""
         if not requests:
             return []
         from vllm import SamplingParams
@@ -140,11 +190,88 @@ class VllmEngine:
             for r in requests
         ]
         prompts = [{"prompt_token_ids": list(r.prompt_token_ids)} for r in requests]
-        outputs = self.llm.generate(prompts, params, use_tqdm=True)
-        return [
-            [Completion(c.text, len(c.token_ids), c.cumulative_logprob, c.finish_reason) for c in out.outputs]
-            for out in outputs
-        ]
+        # enqueue + our own step loop (what LLM.generate does inside) so we can abort at a deadline
+        internal_ids = self.llm.enqueue(prompts, params, use_tqdm=False)
+        # enqueue returns vLLM's internal ids ("<counter>-<random>"); finished outputs carry the
+        # counter part. Accept either, since that split is an internal detail of vLLM 0.32.
+        position = {}
+        for i, rid in enumerate(internal_ids):
+            position[rid] = i
+            position.setdefault(rid.split("-", 1)[0], i)
+        results: list[list[Completion] | None] = [None] * len(requests)
+        engine = self.llm.llm_engine
+        progress = _Progress(len(requests), self.log)
+        while engine.has_unfinished_requests():
+            if deadline is not None and time.monotonic() >= deadline:
+                pending = [rid for i, rid in enumerate(internal_ids) if results[i] is None]
+                engine.abort_request(pending, internal=True)
+                self.log(f"engine: deadline reached, aborted {len(pending)} of {len(requests)} prompts in flight")
+                while engine.has_unfinished_requests():
+                    engine.step()
+                break
+            for out in engine.step():
+                i = position.get(out.request_id)
+                if out.finished and i is not None and not _aborted(out):
+                    results[i] = [
+                        Completion(c.text, len(c.token_ids), c.cumulative_logprob, c.finish_reason)
+                        for c in out.outputs
+                    ]
+                    progress.update(sum(len(c.token_ids) for c in out.outputs))
+        progress.close()
+        return results
+
+    def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
+        """Per token of each continuation, its log-prob given everything before it: one batched
+        prefill with prompt log-probs (vLLM returns, per prompt position after the first, a dict
+        that always holds the actual token)."""
+        if not requests:
+            return []
+        from vllm import SamplingParams
+
+        for r in requests:
+            if not r.prompt_token_ids or not r.continuation_token_ids:
+                raise ValueError("a score request needs a non-empty prompt and continuation")
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        prompts = [{"prompt_token_ids": list(r.prompt_token_ids + r.continuation_token_ids)} for r in requests]
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        scores = []
+        for r, out in zip(requests, outputs):
+            ids = r.prompt_token_ids + r.continuation_token_ids
+            start = len(r.prompt_token_ids)
+            scores.append([out.prompt_logprobs[j][ids[j]].logprob for j in range(start, len(ids))])
+        return scores
+
+    def beam_search(self, requests: list[GenerationRequest], beam_width: int) -> list[list[Completion]]:
+        """The ``beam_width`` most probable continuations of each prompt, most probable first.
+
+        vLLM's beam search ranks by the whole beam's log-prob (length_penalty 0), ends a beam only
+        at end of turn or max_tokens, and knows no stop strings: the text is cut at the request's
+        first stop string here, as generate() would stop there, while the log-prob and token count
+        stay the whole beam's (the quantity the beams were ranked by). Requests are grouped by
+        max_tokens, one batched beam search per group; n, temperature and seed do not apply.
+        """
+        from vllm.sampling_params import BeamSearchParams
+
+        tokenizer = self.llm.get_tokenizer()
+        eos = tokenizer.eos_token_id
+        results: list[list[Completion]] = [[] for _ in requests]
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.max_tokens, []).append(i)
+        for max_tokens, members in groups.items():
+            params = BeamSearchParams(beam_width=beam_width, max_tokens=max_tokens, length_penalty=0.0)
+            outputs = self.llm.beam_search([{"prompt_token_ids": list(requests[i].prompt_token_ids)}
+                                            for i in members], params)
+            for i, out in zip(members, outputs):
+                prompt_len = len(requests[i].prompt_token_ids)
+                for beam in out.sequences:
+                    generated = tuple(beam.tokens[prompt_len:])
+                    text = tokenizer.decode(generated, skip_special_tokens=True)
+                    cut = min((text.find(s) for s in requests[i].stop if s in text), default=-1)
+                    ended = cut >= 0 or (generated and generated[-1] == eos)
+                    results[i].append(Completion(text if cut < 0 else text[:cut], len(generated),
+                                                 beam.cum_logprob, "stop" if ended else "length", generated))
+        return results
 
     def close(self) -> None:
         """Stop the engine's worker processes now, rather than in vLLM's noisy exit hooks."""
@@ -165,3 +292,21 @@ class VllmEngine:
             "max_model_len": self.max_model_len,
             "start_seconds": round(self.start_seconds, 2),
         }
+
+
+def start_engine(settings: EngineSettings, log=print) -> VllmEngine:
+    """Build the engine; if start-up fails (out of memory is the usual cause on a GPU), retry once
+    with half the context and a smaller batch. A second failure is raised."""
+    try:
+        return VllmEngine(settings, log=log)
+    except Exception as exc:
+        limit = model_context_limit(settings.model) or settings.max_model_len
+        smaller = replace(
+            settings,
+            max_model_len=max(1024, min(settings.max_model_len, limit) // 2),
+            max_num_seqs=max(8, (settings.max_num_seqs or 256) // 2),
+        )
+        first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+        log(f"engine: start-up failed ({type(exc).__name__}: {first_line}); retrying once with context "
+            f"{smaller.max_model_len} and at most {smaller.max_num_seqs} sequences")
+        return VllmEngine(smaller, log=log)

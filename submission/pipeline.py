@@ -1,19 +1,27 @@
-"""The main job: challenges -> augmented prompts -> one engine call -> predictions -> submission.
+"""The main job: challenges -> augmented prompts -> batched engine calls -> predictions -> submission.
 
-Stages, each timed into run.json: load, plan+prompts, generate, parse+record, select+write,
-evaluate. The engine is passed in (built by the caller), so tests can drive the same pipeline
-with a double and the real vLLM engine alike.
+The work runs in rounds (see rounds.py) under a time budget: round 1 gives every test input its
+8 dihedral views, later rounds add views while the measured throughput says they fit. Each
+round's prompts go to the engine in as few calls as possible (chunks of ``chunk_prompts``, so a
+crash loses at most one chunk); every completion is appended to predictions.jsonl as it lands,
+and submission.json is rewritten after every round. A re-run on the same folder resumes: work
+recorded in predictions.jsonl is not generated again. Engine failures, dead workers and SIGTERM
+end the run early with a submission built from everything done so far.
 """
 
 from __future__ import annotations
 
 import hashlib
 import platform
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import orjson
 
 from .augment import Augmentation, plan_augmentations
 from .encoders import get_encoder, stop_strings
@@ -21,9 +29,15 @@ from .engine import Engine, GenerationRequest
 from .metrics import evaluate, format_table
 from .predictions import Prediction, append_predictions, read_predictions, to_prediction, unanswerable
 from .prompts import Unanswerable, answer_token_budget, build_prompt, get_template
-from .select import get_selector
-from .submit import build_submission, fallback_submission, write_json_atomic
+from .rounds import Deadline, TestKey, WorkItem, fit_to_time, round_items, rounds_needed
+from .select import get_selector, group_by_test_input
+from .submit import build_submission, write_json_atomic
 from .tasks import Challenges, Task, load_solutions
+
+DEFAULT_TIME_BUDGET = 11 * 3600  # Kaggle stops a kernel at 12 h; the rest is install, start-up and margin
+
+# Settings that decide what a recorded prediction is: a resumed run must share them.
+RESUME_KEYS = ("seed", "encoder", "template", "permute_background", "shuffle_order", "temperature")
 
 
 @dataclass(frozen=True)
@@ -38,22 +52,23 @@ class RunSettings:
     shuffle_order: bool = True
     selector: str = "vote"
     max_tokens: int | None = None  # cap on the per-task answer budget
+    views_per_round: int = 8
+    adaptive: bool = True  # settled test inputs get no views after round 1 (rounds.py)
+    settle_after: int = 8
+    chunk_prompts: int = 1024  # prompts per engine call; results are saved after each
+    time_budget: float | None = DEFAULT_TIME_BUDGET  # seconds from the start of the run
+    reserve_seconds: float = 60.0  # kept back from generation for the final selection and writes
 
     def __post_init__(self):
-        if self.augmentations < 1 or self.samples < 1:
-            raise ValueError("augmentations and samples must be at least 1")
+        if self.augmentations < 1 or self.samples < 1 or self.views_per_round < 1 or self.chunk_prompts < 1:
+            raise ValueError("augmentations, samples, views per round and chunk size must be at least 1")
         if self.temperature == 0 and self.samples > 1:
             raise ValueError("greedy decoding (temperature 0) gives one sample per prompt; set --temperature > 0")
         get_encoder(self.encoder), get_template(self.template), get_selector(self.selector)  # fail early
 
 
-@dataclass(frozen=True)
-class WorkItem:
-    """One prompt: a test input of a task seen through one augmentation."""
-
-    task_id: str
-    test_index: int
-    augmentation: Augmentation
+class Terminated(BaseException):
+    """SIGTERM arrived; a BaseException so that no `except Exception` inside vLLM swallows it."""
 
 
 @dataclass
@@ -69,24 +84,33 @@ class StageClock:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
 
 
-def plan_work(tasks: dict[str, Task], settings: RunSettings) -> list[WorkItem]:
-    return [
-        WorkItem(task.id, i, aug)
-        for task in tasks.values()
-        for i in range(len(task.test_inputs))
-        for aug in plan_augmentations(
+def plan_views(tasks: dict[str, Task], settings: RunSettings) -> dict[TestKey, list[Augmentation]]:
+    return {
+        (task.id, i): plan_augmentations(
             task, i, settings.augmentations, settings.seed, settings.permute_background, settings.shuffle_order
         )
+        for task in tasks.values()
+        for i in range(len(task.test_inputs))
+    }
+
+
+def plan_work(tasks: dict[str, Task], settings: RunSettings) -> list[WorkItem]:
+    """Every work item of the full plan, in plan order."""
+    return [
+        WorkItem(key[0], key[1], aug, view)
+        for key, plan in plan_views(tasks, settings).items()
+        for view, aug in enumerate(plan)
     ]
 
 
 def prepare_requests(
-    tasks: dict[str, Task], items: list[WorkItem], tokenizer, max_model_len: int, settings: RunSettings, log=print
+    tasks: dict[str, Task], items: list[WorkItem], tokenizer, max_model_len: int, settings: RunSettings,
+    log=print, budgets: dict[str, int] | None = None,
 ) -> tuple[list[tuple[WorkItem, GenerationRequest]], list[Prediction]]:
     """Prompts for the items that fit the context, and recorded misses for those that do not."""
     encoder, template = get_encoder(settings.encoder), get_template(settings.template)
     stop = tuple(stop_strings(encoder))
-    budgets: dict[str, int] = {}
+    budgets = {} if budgets is None else budgets  # answer tokens per task, kept across rounds
     ready, misses = [], []
     for item in items:
         task = tasks[item.task_id]
@@ -112,7 +136,7 @@ def prepare_requests(
                 f"dropped {prompt.examples_dropped} train example(s) to fit the context")
         ready.append((item, GenerationRequest(
             prompt.token_ids, answer_tokens, settings.samples, settings.temperature,
-            _request_seed(settings.seed, item), stop,
+            _request_seed(settings.seed, item), stop, item.task_id,
         )))
     return ready, misses
 
@@ -124,21 +148,27 @@ def _request_seed(seed: int, item: WorkItem) -> int:
 
 
 def generate_predictions(
-    engine: Engine, ready: list[tuple[WorkItem, GenerationRequest]], settings: RunSettings
-) -> list[Prediction]:
+    engine: Engine, ready: list[tuple[WorkItem, GenerationRequest]], settings: RunSettings,
+    deadline: float | None = None,
+) -> tuple[list[Prediction], int]:
+    """One engine call; returns the predictions of the prompts that finished, and how many did not
+    (aborted at the deadline, or lost with a worker)."""
     encoder = get_encoder(settings.encoder)
     mode = "greedy" if settings.temperature == 0 else "sample"
-    outputs = engine.generate([request for _, request in ready])
+    outputs = engine.generate([request for _, request in ready], deadline=deadline)
     if len(outputs) != len(ready):
         raise RuntimeError(f"engine returned {len(outputs)} results for {len(ready)} prompts")
-    predictions = []
+    predictions, unfinished = [], 0
     for (item, _), completions in zip(ready, outputs):
-        for s, c in enumerate(completions):
+        if completions is None:
+            unfinished += 1
+            continue
+        for s, c in enumerate(completions[: settings.samples]):
             predictions.append(to_prediction(
                 encoder, item.task_id, item.test_index, item.augmentation, s,
                 c.text, c.cumulative_logprob, c.token_count, c.finish_reason, mode,
             ))
-    return predictions
+    return predictions, unfinished
 
 
 def finish(
@@ -159,6 +189,40 @@ def finish(
     return metrics
 
 
+class ResumeError(ValueError):
+    """The run folder holds predictions made with other settings."""
+
+
+def check_resumable(out_dir: Path, settings: RunSettings) -> None:
+    run_json = out_dir / "run.json"
+    if not (out_dir / "predictions.jsonl").exists() or not run_json.exists():
+        return
+    before = orjson.loads(run_json.read_bytes()).get("settings", {})
+    changed = [k for k in RESUME_KEYS if k in before and before[k] != getattr(settings, k)]
+    if changed:
+        raise ResumeError(
+            f"{out_dir} holds predictions made with other settings ({', '.join(f'{k}={before[k]!r}' for k in changed)}); "
+            "use the same settings to resume, or --fresh to start over"
+        )
+
+
+@contextmanager
+def sigterm_raises():
+    """Turn SIGTERM into Terminated in the main thread, so the run can write what it has."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(
     challenges: Challenges,
     engine: Engine,
@@ -168,29 +232,24 @@ def run(
     inputs: dict,
     solutions_path: Path | None = None,
     log=print,
+    fresh: bool = False,
+    started: float | None = None,
 ) -> dict:
-    """The whole job; returns what run.json holds."""
+    """The whole job; returns what run.json holds. ``started`` (time.monotonic()) is when the
+    time budget began, by default now; the caller passes its own start to count engine start-up."""
+    started = time.monotonic() if started is None else started
+    deadline = Deadline.after(settings.time_budget, settings.reserve_seconds, started) if settings.time_budget else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    clock = StageClock()
-    write_json_atomic(out_dir / "submission.json", fallback_submission(challenges))  # never end without one
     predictions_path = out_dir / "predictions.jsonl"
-    predictions_path.unlink(missing_ok=True)
-
-    with clock.stage("plan_and_prompts"):
-        items = plan_work(challenges.tasks, settings)
-        ready, misses = prepare_requests(challenges.tasks, items, tokenizer, engine.max_model_len, settings, log)
-    log(f"plan: {len(challenges.tasks)} tasks, {len(items)} prompts ({len(ready)} fit the context), "
-        f"{settings.samples} sample(s) each")
-    with clock.stage("generate"):
-        predictions = generate_predictions(engine, ready, settings) if ready else []
-    with clock.stage("record"):
-        predictions += misses
-        append_predictions(predictions_path, predictions)
-    parsed = sum(p.grid is not None for p in predictions)
-    log(f"predictions: {len(predictions)} written to {predictions_path}, {parsed} parsed to a grid")
-    with clock.stage("select_and_evaluate"):
-        metrics = finish(challenges, predictions, out_dir, settings.selector, solutions_path, log)
+    if fresh:
+        predictions_path.unlink(missing_ok=True)
+    check_resumable(out_dir, settings)
+    predictions = list(read_predictions(predictions_path)) if predictions_path.exists() else []
+    # Never end without a submission: write one from what exists before any generation.
+    write_json_atomic(out_dir / "submission.json",
+                      build_submission(challenges, predictions, get_selector(settings.selector)))
     record = {
+        "status": "running",
         "inputs": inputs,
         "settings": asdict(settings),
         "engine": engine.describe(),
@@ -198,14 +257,111 @@ def run(
         "platform": platform.platform(),
         "tasks": len(challenges.tasks),
         "bad_tasks": [str(p) for p in challenges.problems],
-        "prompts": len(items),
+        "resumed_predictions": len(predictions),
+    }
+    write_json_atomic(out_dir / "run.json", record)
+    if predictions:
+        log(f"resume: {len(predictions)} predictions already in {predictions_path}; their work is skipped")
+
+    clock = StageClock()
+    plans = plan_views(challenges.tasks, settings)
+    done = {p.key for p in predictions}
+    budgets: dict[str, int] = {}
+    rounds: list[dict] = []
+    prompts_sent = completions_done = 0
+    generate_seconds = 0.0
+    status = "done"
+    total_rounds = rounds_needed(settings.augmentations, settings.views_per_round)
+    try:
+        with sigterm_raises():
+            for number in range(1, total_rounds + 1):
+                round_start = time.monotonic()
+                by_test = group_by_test_input(predictions)
+                items = round_items(plans, done, by_test, number, settings.views_per_round, settings.samples,
+                                    settings.adaptive, settings.settle_after)
+                if not items:
+                    continue
+                rate = generate_seconds / completions_done if completions_done else None
+                left = deadline.left() if deadline else float("inf")
+                planned = len(items)
+                items = fit_to_time(items, settings.samples, rate, left)
+                if not items or left <= 0:
+                    status = "time budget reached"
+                    log(f"round {number}: skipped, {max(left, 0):.0f}s left is not enough for its "
+                        f"{planned} prompts")
+                    break
+                with clock.stage("prompts"):
+                    ready, misses = prepare_requests(challenges.tasks, items, tokenizer, engine.max_model_len,
+                                                     settings, log, budgets)
+                new = _record(predictions_path, misses, predictions, done)
+                unfinished = 0
+                for start in range(0, len(ready), settings.chunk_prompts):
+                    chunk = ready[start : start + settings.chunk_prompts]
+                    if deadline and deadline.left() <= 0:
+                        unfinished += len(ready) - start
+                        break
+                    t0 = time.monotonic()
+                    with clock.stage("generate"):
+                        made, lost = generate_predictions(engine, chunk, settings,
+                                                          deadline.generation_ends() if deadline else None)
+                    generate_seconds += time.monotonic() - t0
+                    prompts_sent += len(chunk)
+                    completions_done += len(made)
+                    with clock.stage("record"):
+                        new += _record(predictions_path, made, predictions, done)
+                    unfinished += lost
+                    if lost:
+                        break
+                with clock.stage("select"):
+                    write_json_atomic(out_dir / "submission.json",
+                                      build_submission(challenges, predictions, get_selector(settings.selector)))
+                seconds = time.monotonic() - round_start
+                left = deadline.left() if deadline else None
+                summary = {"round": number, "planned": planned, "prompts": len(ready), "new_predictions": new,
+                           "unfinished": unfinished, "seconds": round(seconds, 2)}
+                rounds.append(summary)
+                eta = (sum(len(x) for x in plans.values()) - len({k[:3] for k in done})) * (
+                    generate_seconds / max(prompts_sent, 1))
+                log(f"round {number}/{total_rounds}: {len(ready)} of {planned} prompts, {new} predictions in "
+                    f"{seconds:.1f}s" + (f", {left:.0f}s left" if left is not None else "")
+                    + f", ETA of the remaining views {eta:.0f}s; submission.json updated")
+                if unfinished or (planned > len(items)):
+                    status = "time budget reached"
+                    log(f"round {number}: cut by the time budget ({unfinished + planned - len(items)} prompts not done)")
+                    break
+    except Terminated:
+        status = "stopped by SIGTERM"
+        log("run: SIGTERM received; writing the submission from the predictions made so far")
+    except Exception as exc:  # an engine or worker failure must not cost the submission
+        status = f"engine failed: {type(exc).__name__}: {exc}"
+        log(f"run: the engine failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            f"writing the submission from the {len(predictions)} predictions made so far")
+
+    with clock.stage("select_and_evaluate"):
+        metrics = finish(challenges, predictions, out_dir, settings.selector, solutions_path, log)
+    parsed = sum(p.grid is not None for p in predictions)
+    log(f"predictions: {len(predictions)} in {predictions_path}, {parsed} parsed to a grid; status: {status}")
+    record.update({
+        "status": status,
+        "rounds": rounds,
+        "prompts_sent": prompts_sent,
         "predictions": len(predictions),
         "parsed": parsed,
         "stage_seconds": clock.seconds,
+        "seconds": round(time.monotonic() - started, 2),
         "score": metrics["overall"]["score"] if metrics else None,
-    }
+    })
     write_json_atomic(out_dir / "run.json", record)
     return record
+
+
+def _record(path: Path, new: list[Prediction], predictions: list[Prediction], done: set) -> int:
+    """Append the predictions whose work item is not recorded yet; returns how many."""
+    fresh = [p for p in new if p.key not in done]
+    append_predictions(path, fresh)
+    predictions.extend(fresh)
+    done.update(p.key for p in fresh)
+    return len(fresh)
 
 
 def reselect(challenges: Challenges, predictions_path: Path, out_dir: Path, selector: str,

@@ -37,7 +37,7 @@ class OracleEngine:
             self.answers[prompt.token_ids] = encoder.encode(answer)[len(encoder.answer_start):].removesuffix("```")
         self.rng = np.random.default_rng(0)
 
-    def generate(self, requests: list[GenerationRequest]):
+    def generate(self, requests: list[GenerationRequest], deadline=None):
         self.calls.append(len(requests))
         return [
             [Completion(self.answers[r.prompt_token_ids], 20, float(-self.rng.random() * 5), "stop")
@@ -57,7 +57,7 @@ class ScriptedEngine:
         self.max_model_len = max_model_len
         self.calls = []
 
-    def generate(self, requests):
+    def generate(self, requests, deadline=None):
         self.calls.append(len(requests))
         cycle = iter(range(10**9))
         return [[self.completions[next(cycle) % len(self.completions)] for _ in range(r.n)] for r in requests]

@@ -73,3 +73,13 @@ def test_cli_run_then_validate(tiny_model_dir, tmp_path):
         [sys.executable, "-m", "submission", "validate", "--challenges", str(SAMPLE / "challenges.json"),
          "--submission", str(out / "submission.json")], cwd=ROOT, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
+
+
+def test_a_passed_deadline_aborts_in_flight_requests_and_the_engine_goes_on(vllm_engine, tokenizer):
+    import time
+
+    ids = tuple(tokenizer.encode("<|im_start|>user\n1 2 3<|im_end|>\n", add_special_tokens=False))
+    requests = [GenerationRequest(ids, 200, n=2, temperature=1.0, seed=i) for i in range(6)]
+    assert vllm_engine.generate(requests, deadline=time.monotonic()) == [None] * 6
+    after = vllm_engine.generate(requests[:2], deadline=time.monotonic() + 600)
+    assert [len(c) for c in after] == [2, 2]

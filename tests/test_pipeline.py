@@ -20,18 +20,23 @@ def run_with(engine, challenges, tokenizer, out, settings, solutions=True):
                SAMPLE / "solutions.json" if solutions else None, log=lambda _: None)
 
 
-@pytest.mark.parametrize("augmentations", [8, 12])
+@pytest.mark.parametrize("augmentations, adaptive, calls", [
+    (8, True, [80]),
+    (12, False, [80, 40]),  # round 1: the 8 dihedral views of all 10 test inputs; round 2: 4 more each
+    (12, True, [80]),  # the oracle is unanimous after round 1, so every test input is settled
+])
 def test_oracle_in_the_augmented_space_scores_exactly_one(sample_challenges, sample_solutions, tokenizer, tmp_path,
-                                                           augmentations):
-    settings = RunSettings(augmentations=augmentations)
+                                                           augmentations, adaptive, calls):
+    settings = RunSettings(augmentations=augmentations, adaptive=adaptive)
     engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
     record = run_with(engine, sample_challenges, tokenizer, tmp_path, settings)
-    assert engine.calls == [10 * augmentations]  # every prompt of the run in one engine call
+    assert engine.calls == calls  # every prompt of a round in one engine call
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["overall"]["score"] == 1.0
     assert metrics["overall"]["pass_n"] == 1.0 and metrics["overall"]["accuracy"] == 1.0
     assert metrics["overall"]["correct_pixels"] == 1.0 and metrics["overall"]["unanswered"] == 0.0
-    assert record["score"] == 1.0 and record["predictions"] == 10 * augmentations
+    assert record["score"] == 1.0 and record["predictions"] == sum(calls)
+    assert record["status"] == "done" and [r["prompts"] for r in record["rounds"]] == calls
     submission = json.loads((tmp_path / "submission.json").read_text())
     for task_id, truths in sample_solutions.items():
         assert [e["attempt_1"] for e in submission[task_id]] == [t.tolist() for t in truths]
@@ -47,7 +52,7 @@ def test_oracle_in_the_wrong_space_scores_clearly_less(sample_challenges, sample
 
 
 def test_run_writes_one_record_per_work_item(sample_challenges, sample_solutions, tokenizer, tmp_path):
-    settings = RunSettings(augmentations=10, samples=3, temperature=0.7)
+    settings = RunSettings(augmentations=10, samples=3, temperature=0.7, adaptive=False)
     engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
     run_with(engine, sample_challenges, tokenizer, tmp_path, settings)
     records = list(read_predictions(tmp_path / "predictions.jsonl"))
@@ -56,7 +61,7 @@ def test_run_writes_one_record_per_work_item(sample_challenges, sample_solutions
     assert {r.mode for r in records} == {"sample"}
     run_json = json.loads((tmp_path / "run.json").read_text())
     assert run_json["settings"]["samples"] == 3 and run_json["engine"] == {"engine": "oracle"}
-    assert set(run_json["stage_seconds"]) == {"plan_and_prompts", "generate", "record", "select_and_evaluate"}
+    assert set(run_json["stage_seconds"]) == {"prompts", "generate", "record", "select", "select_and_evaluate"}
 
 
 def test_garbage_answers_are_recorded_misses(sample_challenges, tokenizer, tmp_path):

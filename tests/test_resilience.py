@@ -1,0 +1,142 @@
+"""Rounds, resume and faults with engine doubles; the real-vLLM versions are in test_rounds_engine.py."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings as hsettings
+from hypothesis import strategies as st
+
+from conftest import SAMPLE
+from doubles import OracleEngine, ScriptedEngine
+from submission.augment import Augmentation
+from submission.encoders import ENCODERS
+from submission.engine import Completion
+from submission.pipeline import RunSettings, run
+from submission.predictions import Prediction, read_predictions, to_prediction
+from submission.rounds import Deadline, WorkItem, fit_to_time, round_items, settled
+from submission.select import SELECTORS, get_selector
+from submission.submit import build_submission, validate_submission
+from submission.workers import share_out
+from submission.engine import GenerationRequest
+
+
+def quiet(_):
+    pass
+
+
+class FailingEngine(OracleEngine):
+    """The oracle, until its second call raises."""
+
+    def generate(self, requests, deadline=None):
+        if len(self.calls) >= 1:
+            self.calls.append(len(requests))
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return super().generate(requests, deadline)
+
+
+def test_engine_that_raises_on_its_second_call_leaves_a_full_submission(sample_challenges, sample_solutions,
+                                                                         tokenizer, tmp_path):
+    settings = RunSettings(augmentations=16, adaptive=False)
+    engine = FailingEngine(sample_challenges, sample_solutions, tokenizer, settings)
+    lines = []
+    record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, SAMPLE / "solutions.json",
+                 log=lines.append)
+    assert engine.calls == [80, 80]
+    assert record["status"].startswith("engine failed: RuntimeError: CUDA error")
+    assert sum("the engine failed (RuntimeError: CUDA error" in line for line in lines) == 1
+    submission = json.loads((tmp_path / "submission.json").read_text())
+    assert validate_submission(sample_challenges, submission) == []
+    assert record["score"] == 1.0  # round 1's predictions were kept and used
+    assert len(list(read_predictions(tmp_path / "predictions.jsonl"))) == 80
+
+
+def test_resume_skips_recorded_work_and_completes_the_plan(sample_challenges, sample_solutions, tokenizer, tmp_path):
+    settings = RunSettings(augmentations=16, adaptive=False)
+    FailingEngine(sample_challenges, sample_solutions, tokenizer, settings)  # noqa: just to be sure it builds
+    first = FailingEngine(sample_challenges, sample_solutions, tokenizer, settings)
+    run(sample_challenges, first, tokenizer, tmp_path, settings, {}, log=quiet)
+    second = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
+    record = run(sample_challenges, second, tokenizer, tmp_path, settings, {}, log=quiet)
+    assert second.calls == [80]  # only round 2's views: round 1 is on file
+    assert record["resumed_predictions"] == 80 and record["prompts_sent"] == 80
+    keys = [p.key for p in read_predictions(tmp_path / "predictions.jsonl")]
+    assert len(keys) == len(set(keys)) == 160
+    third = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
+    run(sample_challenges, third, tokenizer, tmp_path, settings, {}, log=quiet)
+    assert third.calls == []
+
+
+def test_resume_refuses_other_settings(sample_challenges, sample_solutions, tokenizer, tmp_path):
+    settings = RunSettings()
+    run(sample_challenges, OracleEngine(sample_challenges, sample_solutions, tokenizer, settings), tokenizer,
+        tmp_path, settings, {}, log=quiet)
+    other = RunSettings(encoder="code-block-minimal")
+    with pytest.raises(ValueError, match="encoder='shape-row-numbers'"):
+        run(sample_challenges, ScriptedEngine([]), tokenizer, tmp_path, other, {}, log=quiet)
+    fresh = run(sample_challenges, ScriptedEngine([Completion("x", 1, -1.0, "stop")]), tokenizer, tmp_path, other,
+                {}, log=quiet, fresh=True)
+    assert fresh["resumed_predictions"] == 0 and fresh["predictions"] == 80
+
+
+def test_adaptive_rounds_skip_settled_test_inputs():
+    aug = [Augmentation(d) for d in range(8)] + [Augmentation(d, (0, 2, 1, 3, 4, 5, 6, 7, 8, 9)) for d in range(8)]
+    plans = {("a", 0): aug, ("b", 0): aug}
+    agree = [Prediction("a", 0, str(x), 0, "", [[1]], None, -1.0, 3, "stop") for x in aug[:8]]
+    split = [Prediction("b", 0, str(x), 0, "", [[i % 2]], None, -1.0, 3, "stop") for i, x in enumerate(aug[:8])]
+    done = {p.key for p in agree + split}
+    by_test = {("a", 0): agree, ("b", 0): split}
+    assert settled(agree, 8) and not settled(split, 8) and not settled(agree[:7], 8)
+    items = round_items(plans, done, by_test, 2, 8, 1, adaptive=True)
+    assert {i.test_key for i in items} == {("b", 0)} and [i.view for i in items] == list(range(8, 16))
+    items = round_items(plans, done, by_test, 2, 8, 1, adaptive=False)
+    assert len(items) == 16 and items[0].test_key == ("b", 0)  # the split test input comes first
+    assert round_items(plans, set(), {}, 1, 8, 2, adaptive=True)[0].view == 0
+    assert len(round_items(plans, set(), {}, 1, 8, 2)) == 16
+
+
+def test_fit_to_time_cuts_what_will_not_finish():
+    items = [WorkItem("a", 0, Augmentation(d), d) for d in range(8)]
+    assert fit_to_time(items, 1, None, 0.1) == items  # no throughput measured yet
+    assert len(fit_to_time(items, 2, 0.5, 4.0, safety=1.0)) == 4
+    assert fit_to_time(items, 1, 1.0, -5.0) == []
+    deadline = Deadline.after(100, 10, start=1000.0)
+    assert deadline.generation_ends() == 1090.0 and deadline.left(now=1080.0) == 10.0
+
+
+def test_share_out_balances_prompt_tokens_by_task():
+    requests = [GenerationRequest(tuple(range(n)), 5, group=g) for g, n in
+                [("a", 100), ("a", 100), ("b", 150), ("c", 60), ("c", 50), ("d", 30)]]
+    shares = share_out(requests, 2)
+    assert sorted(i for s in shares for i in s) == list(range(6))
+    assert {requests[i].group for i in shares[0]}.isdisjoint({requests[i].group for i in shares[1]})
+    loads = [sum(len(requests[i].prompt_token_ids) for i in s) for s in shares]
+    assert sorted(loads) == [230, 260]  # a (200) + d (30) against b (150) + c (110): whole tasks only
+    assert share_out(requests, 3)[2] != []
+
+
+completions = st.one_of(
+    st.text(max_size=200),
+    st.builds(lambda g: " shape: %dx%d\n" % g.shape + "\n".join(f"{i + 1} " + "".join(map(str, r))
+                                                                  for i, r in enumerate(g.tolist())) + "\n",
+              st.tuples(st.integers(1, 5), st.integers(1, 5)).map(lambda s: np.random.default_rng(s[0] * 7 + s[1])
+                                                                   .integers(0, 10, s).astype(np.uint8))),
+    st.sampled_from(["```", " shape: 3x3\n1 000\n", " shape: 1x1\n1 9\n```", "\n\n\n", " shape: 30x30\n"]),
+)
+
+
+@given(st.lists(st.tuples(completions, st.integers(0, 7), st.sampled_from(["stop", "length", None]),
+                          st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))),
+                min_size=0, max_size=40))
+@hsettings(max_examples=300, deadline=None)
+def test_fuzz_parsing_unaugmenting_and_selection_never_raise(sample_challenges, batch):
+    predictions = []
+    for text, d, finish, logprob in batch:
+        for encoder in ENCODERS.values():
+            p = to_prediction(encoder, "00576224", 0, Augmentation(d, (0, 3, 2, 1, 4, 5, 6, 7, 8, 9)), 0, text,
+                              logprob, len(text), finish)
+            assert (p.grid is None) != (p.error is None)
+            predictions.append(p)
+    for name in SELECTORS:
+        submission = build_submission(sample_challenges, predictions, get_selector(name))
+        assert validate_submission(sample_challenges, submission) == []
