@@ -15,6 +15,8 @@ $(STAMP): requirements-dev.txt
 	$(PY) -m pip install -r requirements-dev.txt
 	# PyPI's builds of these break `import transformers`/`vllm` beside the CPU torch
 	$(PY) -m pip uninstall -y torchvision torchaudio torchcodec
+	# tests/test_report.py opens the HTML report in a real headless browser (Debian's chromium)
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	touch $@
 
 setup: $(STAMP)

@@ -12,8 +12,12 @@ import orjson
 from .encoders import DEFAULT_ENCODER, ENCODERS
 from .pipeline import DEFAULT_TIME_BUDGET
 from .prompts import DEFAULT_TEMPLATE, TEMPLATES
-from .select import DEFAULT_SELECTOR, SELECTORS
+from .report import SORT_KEYS
+from .select import DEFAULT_SELECTOR, SELECTORS, uses_judge
 from .tasks import ChallengeFileError, load_challenges, load_solutions
+
+
+_SELECTOR_HELP = "; ".join(f"{name}: {method.summary}" for name, method in SELECTORS.items())
 
 
 def log(message: str) -> None:
@@ -62,6 +66,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     gen.add_argument("--max-tokens", type=int,
                      help="cap on the answer tokens; by default each task gets room for a square grid "
                           "as large as its largest grid")
+    gen.add_argument("--mode", choices=("auto", "greedy", "sample", "beam"), default="auto",
+                     help="generation mode, recorded in each prediction: greedy (temperature 0, one per prompt), "
+                          "sample (--samples at --temperature), beam (vLLM beam search; its --beam-width beams "
+                          "are the prompt's candidates); auto = greedy at temperature 0, else sample "
+                          "(default: %(default)s)")
+    gen.add_argument("--beam-width", type=int, default=4,
+                     help="beams per prompt in beam mode (default: %(default)s)")
     gen.add_argument("--encoder", choices=sorted(ENCODERS), default=DEFAULT_ENCODER,
                      help="grid text format the model was trained on (default: %(default)s, arc24's)")
     gen.add_argument("--template", choices=sorted(TEMPLATES), default=DEFAULT_TEMPLATE,
@@ -79,7 +90,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     eng.add_argument("--enforce-eager", action="store_true", help="disable CUDA graphs (slower, less memory)")
 
     p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
-                   help="how the two attempts are chosen from the predictions (default: %(default)s)")
+                   help="how the two attempts are chosen from the predictions: " + _SELECTOR_HELP
+                        + " (default: %(default)s)")
+    p.add_argument("--judge-views", type=int, default=8,
+                   help="judge selectors: augmented views each candidate is scored under (default: %(default)s)")
+    p.add_argument("--judge-top-k", type=int, default=4,
+                   help="judge selectors: candidates judged per test input, in vote order (default: %(default)s)")
 
     budget = p.add_argument_group("time budget, rounds and workers")
     budget.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET,
@@ -125,7 +141,10 @@ def cmd_run(args) -> int:
             selector=args.selector, max_tokens=args.max_tokens, views_per_round=args.views_per_round,
             adaptive=args.adaptive, settle_after=args.settle_after, chunk_prompts=args.chunk_prompts,
             time_budget=args.time_budget or None, reserve_seconds=args.reserve_seconds,
+            mode=args.mode, beam_width=args.beam_width, judge_views=args.judge_views, judge_top_k=args.judge_top_k,
         )
+        if args.workers != 1 and (settings.mode == "beam" or uses_judge(settings.selector)):
+            raise ValueError("beam mode and judge selectors run on one engine: use --workers 1")
         if not args.fresh:
             check_resumable(args.out, settings)
     except (ValueError, ResumeError) as exc:
@@ -166,18 +185,71 @@ def cmd_run(args) -> int:
     return 0 if record["status"] in ("done", "time budget reached") else 3
 
 
+def add_judge_arguments(p: argparse.ArgumentParser) -> None:
+    judge = p.add_argument_group("the model as judge (selectors judge, judge+vote)")
+    judge.add_argument("--judge-views", type=int,
+                       help="augmented views each candidate is scored under (default: the run's, else 8)")
+    judge.add_argument("--judge-top-k", type=int,
+                       help="candidates judged per test input, in vote order (default: the run's, else 4)")
+    judge.add_argument("--judge-scores", type=Path,
+                       help="the judge's score cache (default: judge_scores.jsonl beside the predictions)")
+    judge.add_argument("--model",
+                       help="model folder: compute the judge scores missing from the cache with vLLM (and add "
+                            "them to it); without it, only cached scores are used")
+    judge.add_argument("--max-model-len", type=int, default=10240,
+                       help="with --model: context length, capped at the model's own (default: %(default)s)")
+
+
+def judge_scores_for(args, challenges, predictions):
+    """Judge scores from the cache beside the predictions; with --model, the missing ones are
+    computed (the engine starts only when something is missing). Returns (scores, JudgeResult)."""
+    from .judge import CACHE_NAME, JudgeSettings, run_judge
+
+    run_json = args.predictions.parent / "run.json"
+    run_settings = orjson.loads(run_json.read_bytes()).get("settings", {}) if run_json.is_file() else {}
+    try:
+        settings = JudgeSettings.from_run(run_settings, args.judge_views, args.judge_top_k)
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
+    cache = args.judge_scores or args.predictions.parent / CACHE_NAME
+    if not cache.is_file() and not args.model:
+        log(f"judge: no scores in {cache} and no --model to compute them: candidates are not judged")
+        return None, None
+    result = run_judge(challenges, predictions, settings, cache, log=log)
+    if result.missing and args.model:
+        from .engine import EngineSettings, start_engine
+        from .prompts import load_tokenizer
+
+        engine = start_engine(EngineSettings(model=args.model, max_model_len=args.max_model_len), log=log)
+        try:
+            result = run_judge(challenges, predictions, settings, cache, engine, load_tokenizer(args.model),
+                               model=str(args.model), log=log)
+        finally:
+            engine.close()
+    log(result.summary())
+    for note in result.notes:
+        log(f"judge: {note}")
+    return result.scores, result
+
+
 def cmd_select(args) -> int:
     from .pipeline import reselect
+    from .predictions import read_predictions
 
     challenges = _load_challenges_or_exit(args.challenges)
-    reselect(challenges, args.predictions, args.out, args.selector, args.solutions, log=log)
+    scores = None
+    if uses_judge(args.selector):
+        scores, _ = judge_scores_for(args, challenges, list(read_predictions(args.predictions)))
+    reselect(challenges, args.predictions, args.out, args.selector, args.solutions, log=log, judge_scores=scores)
     log(f"wrote {args.out / 'submission.json'}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
+    from .compare import compare_methods, curves_svg, format_comparison, format_curves, subsample_curves
     from .metrics import evaluate, format_table
     from .predictions import read_predictions
+    from .report import write_text_atomic
     from .select import get_selector
     from .submit import build_submission
 
@@ -189,13 +261,58 @@ def cmd_evaluate(args) -> int:
     for problem in problems:
         log(f"solutions: {problem}")
     predictions = list(read_predictions(args.predictions))
-    submission = build_submission(challenges, predictions, get_selector(args.selector))
+    methods = list(SELECTORS) if args.methods == ["all"] else args.methods
+    scores, judge_seconds = None, 0.0
+    if any(uses_judge(m) for m in methods + [args.selector]):
+        scores, result = judge_scores_for(args, challenges, predictions)
+        judge_seconds = result.engine_seconds if result else 0.0
+        if not scores:
+            log("judge methods left out of the comparison: no judge scores")
+            methods = [m for m in methods if not uses_judge(m)]
+    submission = build_submission(challenges, predictions, get_selector(args.selector, scores))
     metrics = evaluate(solutions, submission, predictions)
     log(format_table(metrics, max_rows=args.rows))
     if args.out:
         from .submit import write_json_atomic
 
         write_json_atomic(args.out, metrics)
+    engine_seconds = {m: judge_seconds for m in methods if uses_judge(m)}
+    log("\nselection methods (engine s: judge scoring time this call; cached scores cost 0):")
+    log(format_comparison(compare_methods(challenges, solutions, predictions, methods, scores, engine_seconds)))
+    if args.seeds > 0 and predictions:
+        curve_methods = [m for m in methods if not uses_judge(m)]
+        rows = subsample_curves(challenges, solutions, predictions, curve_methods, seeds=args.seeds)
+        log(f"\nscore against predictions per test input (subsampled, mean of {args.seeds} seeds):")
+        log(format_curves(rows))
+        plot = args.plot or args.predictions.parent / "selection_curves.svg"
+        write_text_atomic(plot, curves_svg(rows))
+        log(f"wrote {plot}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .predictions import read_predictions
+    from .report import build_report, write_text_atomic
+
+    challenges = _load_challenges_or_exit(args.challenges)
+    solutions = None
+    if args.solutions:
+        try:
+            solutions, problems = load_solutions(args.solutions)
+        except ChallengeFileError as exc:
+            sys.exit(f"error: {exc}")
+        for problem in problems:
+            log(f"solutions: {problem}")
+    predictions = list(read_predictions(args.predictions))
+    from .judge import CACHE_NAME
+
+    cached = (args.judge_scores or args.predictions.parent / CACHE_NAME).is_file()
+    # Judge scores are shown whenever there are some, whatever method picks the attempts.
+    scores = judge_scores_for(args, challenges, predictions)[0] if cached or uses_judge(args.selector) else None
+    title = args.title or f"ARC report: {args.predictions}"
+    write_text_atomic(args.out, build_report(challenges, predictions, solutions, args.selector, scores,
+                                             args.sort_by, args.best_first, title))
+    log(f"wrote {args.out} ({len(challenges.test_counts)} tasks)")
     return 0
 
 
@@ -241,19 +358,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="folder for submission.json (and metrics.json)")
     p.add_argument("--solutions", type=_existing_file, help="also write and print metrics.json")
     p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
-                   help="(default: %(default)s)")
+                   help=_SELECTOR_HELP + " (default: %(default)s)")
+    add_judge_arguments(p)
     p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("evaluate", help="metrics of a predictions file against solutions",
-                       description="Select from predictions.jsonl and print the metrics table.")
+                       description="Select from predictions.jsonl and print the metrics table; then compare "
+                                   "the selection methods (score, pass_n, mean rank of the correct grid, engine "
+                                   "time) and print and plot pass_n and score against the number of predictions "
+                                   "per test input. Judge methods need cached judge scores or --model.")
     p.add_argument("--challenges", type=_existing_file, required=True)
     p.add_argument("--solutions", type=_existing_file, required=True)
     p.add_argument("--predictions", type=_existing_file, required=True)
     p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
-                   help="(default: %(default)s)")
+                   help="method of the per-task table and --out: " + _SELECTOR_HELP + " (default: %(default)s)")
+    p.add_argument("--methods", nargs="+", choices=["all", *SELECTORS], default=["all"],
+                   help="methods to compare (default: all; judge methods only with scores)")
     p.add_argument("--rows", type=int, default=40, help="task rows in the table, worst first (default: %(default)s)")
     p.add_argument("--out", type=Path, help="also write the metrics as JSON here")
+    p.add_argument("--seeds", type=int, default=5,
+                   help="subsampling draws per point of the curve; 0 = no curve (default: %(default)s)")
+    p.add_argument("--plot", type=Path,
+                   help="SVG plot of the curve (default: selection_curves.svg beside the predictions)")
+    add_judge_arguments(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="a self-contained HTML report of a predictions file",
+                       description="One HTML file that opens offline: a summary, an index of every task, and per "
+                                   "task its train pairs, test inputs, true outputs (with --solutions), the two "
+                                   "attempts and the top candidates with their votes and scores.")
+    p.add_argument("--challenges", type=_existing_file, required=True)
+    p.add_argument("--predictions", type=_existing_file, required=True)
+    p.add_argument("--solutions", type=_existing_file, help="show true outputs and sort by score")
+    p.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    p.add_argument("--sort-by", choices=SORT_KEYS, default="score",
+                   help="task order, worst first: score, pass_n, agreement (top vote share), parsed (share of "
+                        "predictions that parse), task (id) (default: %(default)s)")
+    p.add_argument("--best-first", action="store_true", help="sort best first instead")
+    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
+                   help="method whose attempts and ranking are shown (default: %(default)s)")
+    p.add_argument("--title", help="page title (default: names the predictions file)")
+    add_judge_arguments(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("validate", help="check a submission.json against a challenges file",
                        description="Exit 0 for a complete, valid submission; 1 with one line per problem.")

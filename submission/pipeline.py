@@ -30,14 +30,18 @@ from .metrics import evaluate, format_table
 from .predictions import Prediction, append_predictions, read_predictions, to_prediction, unanswerable
 from .prompts import Unanswerable, answer_token_budget, build_prompt, get_template
 from .rounds import Deadline, TestKey, WorkItem, fit_to_time, round_items, rounds_needed
-from .select import get_selector, group_by_test_input
+from .judge import CACHE_NAME as JUDGE_CACHE
+from .judge import JudgeSettings, judge_for_run
+from .select import get_selector, group_by_test_input, uses_judge
 from .submit import build_submission, write_json_atomic
 from .tasks import Challenges, Task, load_solutions
 
 DEFAULT_TIME_BUDGET = 11 * 3600  # Kaggle stops a kernel at 12 h; the rest is install, start-up and margin
 
 # Settings that decide what a recorded prediction is: a resumed run must share them.
-RESUME_KEYS = ("seed", "encoder", "template", "permute_background", "shuffle_order", "temperature")
+RESUME_KEYS = ("seed", "encoder", "template", "permute_background", "shuffle_order", "temperature", "mode",
+               "beam_width")
+MODES = ("greedy", "sample", "beam")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,10 @@ class RunSettings:
     chunk_prompts: int = 1024  # prompts per engine call; results are saved after each
     time_budget: float | None = DEFAULT_TIME_BUDGET  # seconds from the start of the run
     reserve_seconds: float = 60.0  # kept back from generation for the final selection and writes
+    mode: str = "auto"  # greedy | sample | beam; auto: greedy at temperature 0, else sample
+    beam_width: int = 4  # beam mode: the beams of a prompt are its candidates (samples 0..width-1)
+    judge_views: int = 8  # judge selectors: M views each candidate is scored under (judge.py)
+    judge_top_k: int = 4  # judge selectors: K candidates judged per test input
 
     def __post_init__(self):
         if self.augmentations < 1 or self.samples < 1 or self.views_per_round < 1 or self.chunk_prompts < 1:
@@ -65,6 +73,23 @@ class RunSettings:
         if self.temperature == 0 and self.samples > 1:
             raise ValueError("greedy decoding (temperature 0) gives one sample per prompt; set --temperature > 0")
         get_encoder(self.encoder), get_template(self.template), get_selector(self.selector)  # fail early
+        if self.mode == "auto":
+            object.__setattr__(self, "mode", "greedy" if self.temperature == 0 else "sample")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown generation mode {self.mode!r}; choose from {', '.join(MODES)}")
+        if self.mode == "greedy" and self.temperature != 0:
+            raise ValueError("greedy mode decodes at temperature 0; use --mode sample for --temperature > 0")
+        if self.mode == "sample" and self.temperature == 0:
+            raise ValueError("sample mode needs --temperature > 0")
+        if self.mode == "beam" and (self.samples != 1 or self.beam_width < 1):
+            raise ValueError("beam mode gives --beam-width candidates per prompt: leave --samples at 1 and "
+                             "set --beam-width to at least 1")
+        if self.judge_views < 1 or self.judge_top_k < 1:
+            raise ValueError("judge views and top-k must be at least 1")
+
+    @property
+    def completions_per_prompt(self) -> int:
+        return self.beam_width if self.mode == "beam" else self.samples
 
 
 class Terminated(BaseException):
@@ -154,8 +179,11 @@ def generate_predictions(
     """One engine call; returns the predictions of the prompts that finished, and how many did not
     (aborted at the deadline, or lost with a worker)."""
     encoder = get_encoder(settings.encoder)
-    mode = "greedy" if settings.temperature == 0 else "sample"
-    outputs = engine.generate([request for _, request in ready], deadline=deadline)
+    mode = settings.mode
+    if mode == "beam":  # vLLM's beam search cannot be aborted: a chunk runs to its end
+        outputs = engine.beam_search([request for _, request in ready], settings.beam_width)
+    else:
+        outputs = engine.generate([request for _, request in ready], deadline=deadline)
     if len(outputs) != len(ready):
         raise RuntimeError(f"engine returned {len(outputs)} results for {len(ready)} prompts")
     predictions, unfinished = [], 0
@@ -163,7 +191,7 @@ def generate_predictions(
         if completions is None:
             unfinished += 1
             continue
-        for s, c in enumerate(completions[: settings.samples]):
+        for s, c in enumerate(completions[: settings.completions_per_prompt]):
             predictions.append(to_prediction(
                 encoder, item.task_id, item.test_index, item.augmentation, s,
                 c.text, c.cumulative_logprob, c.token_count, c.finish_reason, mode,
@@ -173,10 +201,10 @@ def generate_predictions(
 
 def finish(
     challenges: Challenges, predictions: list[Prediction], out_dir: Path, selector: str,
-    solutions_path: Path | None, log=print,
+    solutions_path: Path | None, log=print, judge_scores: dict | None = None,
 ) -> dict | None:
     """Select and write submission.json; with solutions, write and print metrics.json."""
-    submission = build_submission(challenges, predictions, get_selector(selector))
+    submission = build_submission(challenges, predictions, get_selector(selector, judge_scores))
     write_json_atomic(out_dir / "submission.json", submission)
     if solutions_path is None:
         return None
@@ -284,7 +312,7 @@ def run(
                 rate = generate_seconds / completions_done if completions_done else None
                 left = deadline.left() if deadline else float("inf")
                 planned = len(items)
-                items = fit_to_time(items, settings.samples, rate, left)
+                items = fit_to_time(items, settings.completions_per_prompt, rate, left)
                 if not items or left <= 0:
                     status = "time budget reached"
                     log(f"round {number}: skipped, {max(left, 0):.0f}s left is not enough for its "
@@ -337,8 +365,14 @@ def run(
         log(f"run: the engine failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
             f"writing the submission from the {len(predictions)} predictions made so far")
 
+    judge_scores, judge_record = None, None
+    if uses_judge(settings.selector):
+        with clock.stage("judge"):
+            judge_scores, judge_record = judge_for_run(
+                challenges, predictions, JudgeSettings.from_run(asdict(settings)), out_dir / JUDGE_CACHE, engine,
+                tokenizer, inputs.get("model"), log)
     with clock.stage("select_and_evaluate"):
-        metrics = finish(challenges, predictions, out_dir, settings.selector, solutions_path, log)
+        metrics = finish(challenges, predictions, out_dir, settings.selector, solutions_path, log, judge_scores)
     parsed = sum(p.grid is not None for p in predictions)
     log(f"predictions: {len(predictions)} in {predictions_path}, {parsed} parsed to a grid; status: {status}")
     record.update({
@@ -350,6 +384,7 @@ def run(
         "stage_seconds": clock.seconds,
         "seconds": round(time.monotonic() - started, 2),
         "score": metrics["overall"]["score"] if metrics else None,
+        "judge": judge_record,
     })
     write_json_atomic(out_dir / "run.json", record)
     return record
@@ -365,8 +400,9 @@ def _record(path: Path, new: list[Prediction], predictions: list[Prediction], do
 
 
 def reselect(challenges: Challenges, predictions_path: Path, out_dir: Path, selector: str,
-             solutions_path: Path | None, log=print) -> dict | None:
-    """``select``: rebuild submission.json (and metrics) from a saved predictions file alone."""
+             solutions_path: Path | None, log=print, judge_scores: dict | None = None) -> dict | None:
+    """``select``: rebuild submission.json (and metrics) from a saved predictions file alone
+    (judge methods: with scores from judge.py, read from its cache)."""
     predictions = list(read_predictions(predictions_path))
     log(f"read {len(predictions)} predictions from {predictions_path}")
-    return finish(challenges, predictions, out_dir, selector, solutions_path, log)
+    return finish(challenges, predictions, out_dir, selector, solutions_path, log, judge_scores)

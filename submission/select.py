@@ -1,19 +1,40 @@
 """Choose the two attempts of each test input from its predictions.
 
-Pure functions over predictions. Grid voting: identical grids are grouped, ranked by votes,
-ties broken by the mean log-prob per token over the group's predictions (sum of cumulative
-log-probs / sum of tokens; groups with no log-probs rank last among equals).
+Pure functions over predictions (and, for the judge methods, scores computed beforehand by
+judge.py). Every method ranks the distinct grids of one test input, best first; submit.py takes
+the first two. The methods (``--selector``):
+
+- ``vote``: identical grids are grouped and ranked by votes, ties broken by the mean log-prob
+  per token over the group's predictions (sum of cumulative log-probs / sum of tokens; groups
+  with no log-probs rank last among equals). This order is "vote order" below.
+- ``cell-vote``: the most voted shape (ties: the shape of the best grid in vote order) is
+  rebuilt cell by cell, each cell taking the colour most predictions of that shape give it
+  (ties: the colour of the best grid in vote order among the tied colours). attempt_1 is the
+  vote winner, attempt_2 the cell-voted grid, or the vote's second grid when the two agree
+  (they always do when one grid holds a majority of its shape). So it differs from ``vote``
+  only in attempt_2, and only where the votes are split.
+- ``judge``: candidates are ranked by their log-likelihood under the model summed over the
+  judge's augmented views (the product of the views' probabilities). Only candidates scored
+  under every view count as judged; the others follow in vote order. With no scores at all
+  (as during generation, before the judge ran) this is vote order.
+- ``judge+vote``: votes first; among equal votes, judged candidates by their mean score over
+  views, then the rest in vote order.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
 
 from .predictions import Prediction
 
 Grid = tuple[tuple[int, ...], ...]
+TestKey = tuple[str, int]
+# A test input's judge scores: candidate grid -> {view (str(Augmentation)): log-likelihood}.
+JudgeScores = Mapping[Grid, Mapping[str, float]]
 
 
 @dataclass(frozen=True)
@@ -24,6 +45,10 @@ class Candidate:
 
     def as_list(self) -> list[list[int]]:
         return [list(row) for row in self.grid]
+
+
+def as_grid(rows: Iterable[Iterable[int]]) -> Grid:
+    return tuple(tuple(int(v) for v in row) for row in rows)
 
 
 def group_by_test_input(predictions: Iterable[Prediction]) -> dict[tuple[str, int], list[Prediction]]:
@@ -51,17 +76,111 @@ def candidates(predictions: Iterable[Prediction]) -> list[Candidate]:
     return ranked
 
 
-def grid_vote(predictions: list[Prediction]) -> list[Grid]:
+def grid_vote(predictions: list[Prediction], scores: JudgeScores | None = None) -> list[Grid]:
     return [c.grid for c in candidates(predictions)]
 
 
-# name -> function from one test input's predictions to its grids, best first
-SELECTORS: dict[str, Callable[[list[Prediction]], list[Grid]]] = {"vote": grid_vote}
+def cell_vote_grid(predictions: list[Prediction]) -> Grid | None:
+    """The most voted shape, each cell its majority colour (ties as in the module docstring)."""
+    ranked = [c.grid for c in candidates(predictions)]
+    if not ranked:
+        return None
+    grids = [np.asarray(p.grid, dtype=np.int64) for p in predictions if p.grid is not None]
+    shape_votes = Counter(g.shape for g in grids)
+    top = max(shape_votes.values())
+    tied_shapes = {s for s, v in shape_votes.items() if v == top}
+    shape = next(np.shape(g) for g in ranked if np.shape(g) in tied_shapes)
+    stack = np.stack([g for g in grids if g.shape == shape])
+    counts = np.stack([(stack == colour).sum(axis=0) for colour in range(10)])  # colour x rows x cols
+    tied = counts == counts.max(axis=0)
+    result = np.full(shape, -1)
+    rows, cols = np.indices(shape)
+    for grid in ranked:  # vote order settles the ties; every tied colour occurs in some grid
+        arr = np.asarray(grid, dtype=np.int64)
+        if arr.shape != shape:
+            continue
+        take = (result < 0) & tied[arr, rows, cols]
+        result[take] = arr[take]
+    return as_grid(result)
+
+
+def cell_vote(predictions: list[Prediction], scores: JudgeScores | None = None) -> list[Grid]:
+    ranked = grid_vote(predictions)
+    if not ranked:
+        return []
+    cell = cell_vote_grid(predictions)
+    return [ranked[0]] + ([cell] if cell != ranked[0] else []) + [g for g in ranked[1:] if g != cell]
+
+
+def judge_totals(scores: JudgeScores | None) -> dict[Grid, float]:
+    """Sum over views for the candidates scored under every view that any candidate was scored under."""
+    if not scores:
+        return {}
+    views = set().union(*(s.keys() for s in scores.values()))
+    return {grid: sum(s.values()) for grid, s in scores.items() if s and set(s) == views}
+
+
+def judge(predictions: list[Prediction], scores: JudgeScores | None = None) -> list[Grid]:
+    ranked = grid_vote(predictions)
+    totals = judge_totals(scores)
+    judged = sorted((g for g in ranked if g in totals), key=lambda g: -totals[g])  # stable: ties keep vote order
+    return judged + [g for g in ranked if g not in totals]
+
+
+def judge_vote(predictions: list[Prediction], scores: JudgeScores | None = None) -> list[Grid]:
+    ranked = candidates(predictions)
+    totals = judge_totals(scores)
+    # Judged candidates share their views, so the sum orders them as the mean does.
+    order = sorted(
+        ranked,  # stable: equal keys keep vote order
+        key=lambda c: (-c.votes, c.grid not in totals, -totals.get(c.grid, 0.0)),
+    )
+    return [c.grid for c in order]
+
+
+@dataclass(frozen=True)
+class SelectionMethod:
+    rank: Callable[[list[Prediction], JudgeScores | None], list[Grid]]
+    uses_judge: bool
+    summary: str
+
+
+SELECTORS: dict[str, SelectionMethod] = {
+    "vote": SelectionMethod(grid_vote, False, "grid voting, ties by mean log-prob per token"),
+    "cell-vote": SelectionMethod(cell_vote, False, "vote winner, then the cell-by-cell majority grid"),
+    "judge": SelectionMethod(judge, True, "sum of the model's log-likelihood over augmented views"),
+    "judge+vote": SelectionMethod(judge_vote, True, "votes, ties by the mean judge score"),
+}
 DEFAULT_SELECTOR = "vote"
 
 
-def get_selector(name: str) -> Callable[[list[Prediction]], list[Grid]]:
+def uses_judge(name: str) -> bool:
+    return _method(name).uses_judge
+
+
+def _method(name: str) -> SelectionMethod:
     try:
         return SELECTORS[name]
     except KeyError:
         raise ValueError(f"unknown selection method {name!r}; choose from {', '.join(SELECTORS)}") from None
+
+
+def get_selector(
+    name: str, judge_scores: Mapping[TestKey, JudgeScores] | None = None
+) -> Callable[[list[Prediction]], list[Grid]]:
+    """The named method as a function of one test input's predictions (what build_submission takes).
+
+    Judge methods look their test input's scores up in ``judge_scores``; without scores they
+    rank in vote order (intermediate submissions during generation are built that way).
+    """
+    method = _method(name)
+    if not method.uses_judge:
+        return lambda predictions: method.rank(predictions, None)
+    table = judge_scores or {}
+
+    def select(predictions: list[Prediction]) -> list[Grid]:
+        if not predictions:
+            return []
+        return method.rank(predictions, table.get((predictions[0].task_id, predictions[0].test_index)))
+
+    return select

@@ -1,0 +1,251 @@
+"""The model as judge: score candidate grids by their log-likelihood under augmented views.
+
+For each test input, the top K distinct candidates (vote order) are each written into M
+augmented views of the task: the prompt of the view (as generation builds it) followed by the
+candidate mapped into that view and encoded as the model would write it (closing fence
+included). One batched engine call returns the log-prob of every candidate token; a
+candidate's score under a view is their sum. select.py ranks by the sum over views.
+
+Scores are appended to ``judge_scores.jsonl`` in the run folder, one line per (task, test input,
+candidate grid, view), with the encoder, template and model that made them; re-selecting reads
+them back and costs no engine time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from .augment import Augmentation, plan_augmentations
+from .encoders import DEFAULT_ENCODER, get_encoder
+from .engine import ScoreRequest
+from .predictions import Prediction
+from .prompts import DEFAULT_TEMPLATE, Unanswerable, answer_token_budget, build_prompt, get_template
+from .select import Grid, TestKey, grid_vote, group_by_test_input
+from .tasks import Challenges, Task
+
+CACHE_NAME = "judge_scores.jsonl"
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    views: int = 8  # M: the 8 dihedral views first, then colour/order views (augment.plan_augmentations)
+    top_k: int = 4  # K: candidates judged per test input, in vote order
+    seed: int = 0
+    encoder: str = DEFAULT_ENCODER
+    template: str = DEFAULT_TEMPLATE
+    permute_background: bool = False
+    shuffle_order: bool = True
+
+    def __post_init__(self):
+        if self.views < 1 or self.top_k < 1:
+            raise ValueError("judge views and top-k must be at least 1")
+        get_encoder(self.encoder), get_template(self.template)
+
+    @classmethod
+    def from_run(cls, run_settings: dict, views: int | None = None, top_k: int | None = None) -> "JudgeSettings":
+        """From a run's settings (RunSettings as a dict, or run.json's "settings"): the judge
+        writes candidates in the run's encoder and template; views and top_k override the run's."""
+        default = cls()
+        return cls(
+            views=views or run_settings.get("judge_views", default.views),
+            top_k=top_k or run_settings.get("judge_top_k", default.top_k),
+            seed=run_settings.get("seed", default.seed),
+            encoder=run_settings.get("encoder", default.encoder),
+            template=run_settings.get("template", default.template),
+            permute_background=run_settings.get("permute_background", default.permute_background),
+            shuffle_order=run_settings.get("shuffle_order", default.shuffle_order),
+        )
+
+
+@dataclass(frozen=True)
+class ScoreKey:
+    task_id: str
+    test_index: int
+    grid: Grid
+    view: str  # str(Augmentation)
+
+
+@dataclass
+class JudgeResult:
+    scores: dict[TestKey, dict[Grid, dict[str, float]]]
+    needed: int = 0  # (candidate, view) pairs the settings ask for
+    cached: int = 0  # of those, found in the cache
+    computed: int = 0  # scored by the engine now
+    missing: int = 0  # neither (no engine given)
+    unscorable: int = 0  # the view's prompt cannot hold the candidate
+    engine_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"judge: {self.needed} (candidate, view) scores needed: {self.cached} cached, {self.computed} "
+                f"computed in {self.engine_seconds:.1f}s engine time, {self.missing} missing, "
+                f"{self.unscorable} unscorable")
+
+
+def judge_views(task: Task, test_index: int, settings: JudgeSettings) -> list[Augmentation]:
+    return plan_augmentations(task, test_index, settings.views, settings.seed, settings.permute_background,
+                              settings.shuffle_order)
+
+
+def judged_candidates(predictions: list[Prediction], top_k: int) -> list[Grid]:
+    return grid_vote(predictions)[:top_k]
+
+
+def needed_keys(challenges: Challenges, predictions: list[Prediction], settings: JudgeSettings) -> list[ScoreKey]:
+    keys = []
+    for (task_id, test_index), group in group_by_test_input(predictions).items():
+        task = challenges.tasks.get(task_id)
+        if task is None or test_index >= len(task.test_inputs):
+            continue
+        views = [str(v) for v in judge_views(task, test_index, settings)]
+        keys.extend(ScoreKey(task_id, test_index, grid, view)
+                    for grid in judged_candidates(group, settings.top_k) for view in views)
+    return keys
+
+
+def candidate_text(encoder, grid_in_view: np.ndarray) -> str:
+    """What the model would write after the prompt's opened answer for this grid."""
+    return encoder.encode(grid_in_view)[len(encoder.answer_start):]
+
+
+def score_request(tokenizer, task: Task, key: ScoreKey, settings: JudgeSettings, max_model_len: int) -> ScoreRequest:
+    """The prompt of the view and the candidate in that view, tokenized; Unanswerable if too long."""
+    encoder, template = get_encoder(settings.encoder), get_template(settings.template)
+    view = Augmentation.parse(key.view)
+    continuation = tokenizer.encode(
+        candidate_text(encoder, view.apply_grid(np.asarray(key.grid, dtype=np.uint8))), add_special_tokens=False
+    )
+    # The generation prompt of this view, unless the candidate needs more room than its budget.
+    answer_tokens = max(answer_token_budget(tokenizer, encoder, task), len(continuation) + 1)
+    prompt = build_prompt(tokenizer, template, encoder, view.apply_task(task), key.test_index, max_model_len,
+                          answer_tokens)
+    return ScoreRequest(prompt.token_ids, tuple(continuation))
+
+
+def _record_key(record: dict) -> ScoreKey:
+    return ScoreKey(record["task_id"], record["test_index"], tuple(tuple(r) for r in record["grid"]), record["view"])
+
+
+def read_cache(path: Path, settings: JudgeSettings, model: str | None, log=print) -> dict[ScoreKey, float | None]:
+    """Cached scores made with this encoder and template (and model, when given); None = unscorable."""
+    if not path.exists():
+        return {}
+    found: dict[ScoreKey, float | None] = {}
+    models: set[str] = set()
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if not line.endswith(b"\n"):
+                break  # a torn last line from a crash mid-write
+            try:
+                record = orjson.loads(line)
+                if record["encoder"] != settings.encoder or record["template"] != settings.template:
+                    continue
+                if model is not None and record["model"] != model:
+                    continue
+                found[_record_key(record)] = record["logprob"]
+                models.add(record["model"])
+            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                log(f"{path}:{number}: not a judge score record ({exc}); ignored")
+    if len(models) > 1:
+        log(f"{path}: scores from several models ({', '.join(sorted(models))}); the last of each is used. "
+            "Pass --model to use one model's scores only")
+    return found
+
+
+def append_cache(path: Path, records: list[dict]) -> None:
+    if not records:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as f:
+        f.write(b"".join(orjson.dumps(r) + b"\n" for r in records))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def run_judge(
+    challenges: Challenges,
+    predictions: list[Prediction],
+    settings: JudgeSettings,
+    cache_path: Path,
+    engine=None,
+    tokenizer=None,
+    model: str | None = None,
+    log=print,
+    chunk: int = 4096,
+) -> JudgeResult:
+    """Scores of the top-K candidates under M views: from the cache, the rest from ``engine``
+    (batched, ``chunk`` requests per call, each chunk appended to the cache as it lands)."""
+    keys = needed_keys(challenges, predictions, settings)
+    cache = read_cache(cache_path, settings, model, log)
+    result = JudgeResult({}, needed=len(keys))
+    todo = [k for k in keys if k not in cache]
+    result.cached = len(keys) - len(todo)
+    if todo and engine is None:
+        result.missing = len(todo)
+        result.notes.append(f"{len(todo)} judge scores are not in {cache_path}; those candidates are not judged "
+                            "(pass --model to compute them)")
+        todo = []
+    ready: list[tuple[ScoreKey, ScoreRequest]] = []
+    unscorable = []
+    for key in todo:
+        try:
+            ready.append((key, score_request(tokenizer, challenges.tasks[key.task_id], key, settings,
+                                             engine.max_model_len)))
+        except Unanswerable as exc:
+            unscorable.append(_cache_record(key, None, 0, settings, model, f"unscorable: {exc}"))
+    append_cache(cache_path, unscorable)
+    result.unscorable = len(unscorable)
+    cache.update({_record_key(r): None for r in unscorable})
+    for start in range(0, len(ready), chunk):
+        part = ready[start : start + chunk]
+        t0 = time.perf_counter()
+        token_logprobs = engine.score([request for _, request in part])
+        result.engine_seconds += time.perf_counter() - t0
+        records = [_cache_record(key, float(sum(lps)), len(lps), settings, model)
+                   for (key, _), lps in zip(part, token_logprobs)]
+        append_cache(cache_path, records)
+        cache.update({_record_key(r): r["logprob"] for r in records})
+        result.computed += len(records)
+    for key in keys:
+        value = cache.get(key)
+        if value is not None:
+            result.scores.setdefault((key.task_id, key.test_index), {}).setdefault(key.grid, {})[key.view] = value
+    return result
+
+
+def judge_for_run(
+    challenges: Challenges, predictions: list[Prediction], settings: JudgeSettings, cache_path: Path, engine,
+    tokenizer, model: str | None, log=print,
+) -> tuple[dict | None, dict]:
+    """run_judge for the end of a run: a failure costs the judge, not the submission (the judge
+    methods then rank in vote order). Returns the scores and what run.json records."""
+    try:
+        result = run_judge(challenges, predictions, settings, cache_path, engine, tokenizer, model, log)
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
+        log(f"judge: failed ({why}); the attempts are chosen in vote order")
+        return None, {"error": why}
+    log(result.summary())
+    for note in result.notes:
+        log(f"judge: {note}")
+    return result.scores, {
+        "views": settings.views, "top_k": settings.top_k, "needed": result.needed, "cached": result.cached,
+        "computed": result.computed, "missing": result.missing, "unscorable": result.unscorable,
+        "engine_seconds": round(result.engine_seconds, 3), "cache": str(cache_path),
+    }
+
+
+def _cache_record(key: ScoreKey, logprob: float | None, tokens: int, settings: JudgeSettings, model: str | None,
+                  error: str | None = None) -> dict:
+    return {
+        "task_id": key.task_id, "test_index": key.test_index, "grid": [list(r) for r in key.grid],
+        "view": key.view, "logprob": logprob, "tokens": tokens, "error": error,
+        "model": model, "encoder": settings.encoder, "template": settings.template,
+    }
+
