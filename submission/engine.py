@@ -98,6 +98,19 @@ def _aborted(output) -> bool:
     return any(c.finish_reason == "abort" for c in output.outputs)
 
 
+def _sampling_params(request: GenerationRequest):
+    from vllm import SamplingParams
+
+    return SamplingParams(
+        n=request.n,
+        temperature=request.temperature,
+        seed=request.seed,
+        max_tokens=request.max_tokens,
+        stop=list(request.stop) or None,
+        logprobs=0,  # the sampled token's log-prob only: enough for cumulative_logprob
+    )
+
+
 class _Progress:
     """A log line every 30 s on long batches: prompts done, output tokens/s, ETA."""
 
@@ -176,19 +189,7 @@ class VllmEngine:
         flight are aborted and come back as None; finished ones are kept."""
         if not requests:
             return []
-        from vllm import SamplingParams
-
-        params = [
-            SamplingParams(
-                n=r.n,
-                temperature=r.temperature,
-                seed=r.seed,
-                max_tokens=r.max_tokens,
-                stop=list(r.stop) or None,
-                logprobs=0,  # the sampled token's log-prob only: enough for cumulative_logprob
-            )
-            for r in requests
-        ]
+        params = [_sampling_params(r) for r in requests]
         prompts = [{"prompt_token_ids": list(r.prompt_token_ids)} for r in requests]
         # enqueue + our own step loop (what LLM.generate does inside) so we can abort at a deadline
         internal_ids = self.llm.enqueue(prompts, params, use_tqdm=False)
@@ -219,6 +220,16 @@ class VllmEngine:
                     progress.update(sum(len(c.token_ids) for c in out.outputs))
         progress.close()
         return results
+
+    def bare_generate(self, requests: list[GenerationRequest]) -> list[list[Completion]]:
+        """vLLM's own ``LLM.generate`` on the same prompts and sampling settings as ``generate``,
+        with no deadline: the baseline that bench/overhead.py measures the pipeline against."""
+        if not requests:
+            return []
+        outputs = self.llm.generate([{"prompt_token_ids": list(r.prompt_token_ids)} for r in requests],
+                                    [_sampling_params(r) for r in requests], use_tqdm=False)
+        return [[Completion(c.text, len(c.token_ids), c.cumulative_logprob, c.finish_reason) for c in out.outputs]
+                for out in outputs]
 
     def score(self, requests: list[ScoreRequest]) -> list[list[float]]:
         """Per token of each continuation, its log-prob given everything before it: one batched

@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Overhead: what the pipeline adds on top of vLLM.
+
+1. Engine part: the full ``pipeline.run`` (prompts, generation, parsing, predictions.jsonl,
+   selection, submission.json, metrics) against a bare ``LLM.generate`` of exactly the same
+   prompts and sampling parameters (``VllmEngine.bare_generate``), on the same engine, in
+   alternating order, each from an empty prefix cache; medians and their ratio.
+2. CPU part: the pipeline's own work per prediction (planning, rendering + tokenizing, parsing +
+   un-augmenting, recording, selecting) with an instant fake engine, over a whole challenges
+   file (the ARC-AGI-1 evaluation set: 419 test inputs x 8 views), in microseconds per
+   prediction, with the tiny model's byte-level tokenizer and a Qwen2-style BPE built offline.
+
+    .venv/bin/python bench/overhead.py
+    .venv/bin/python bench/overhead.py --cost-challenges PATH/arc-agi_evaluation_challenges.json
+    .venv/bin/python bench/overhead.py --skip-engine --cost-challenges PATH/...   # CPU part only, no vLLM
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from common import (ROOT, SAMPLE_CHALLENGES, EVAL_HINT, Timer, add_common_arguments, add_engine_arguments, finish,
+                    forget_cached_prompts, load_tasks, machine, rotations, start)
+from qwen_like import build_qwen_like_tokenizer, merges_count
+
+from submission.encoders import get_encoder
+from submission.engine import Completion
+from submission.pipeline import RunSettings, generate_predictions, plan_work, prepare_requests, run
+from submission.predictions import append_predictions, read_predictions
+from submission.prompts import get_template, load_tokenizer, render
+from submission.select import get_selector
+from submission.submit import build_submission, write_json_atomic
+
+DEFAULT_EVAL = ROOT.parent / "shared" / "data" / "arc-agi-1" / "arc-agi_evaluation_challenges.json"
+STAGES = ("plan", "render_and_tokenize", "generate_fake", "parse_and_unaugment", "record", "select")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(p, "overhead.json")
+    add_engine_arguments(p)
+    p.add_argument("--solutions", type=Path, default=None,
+                   help="solutions for the engine part's run (metrics are part of a run); default: the "
+                        "sample's when --challenges is the sample, else none")
+    p.add_argument("--views", type=int, default=8, help="augmented views per test input (default: %(default)s)")
+    p.add_argument("--max-tokens", type=int, default=64,
+                   help="engine part: cap on every prompt's answer tokens (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each alternative (default: %(default)s)")
+    p.add_argument("--cost-challenges", type=Path, default=DEFAULT_EVAL,
+                   help=f"CPU part: the challenges file, {EVAL_HINT}; the bundled sample when the "
+                        "file is missing (default: %(default)s)")
+    p.add_argument("--cost-tokenizers", default="tiny,qwen-like",
+                   help="CPU part: tokenizers to measure, comma-separated: tiny (the model's, one token per "
+                        "byte), qwen-like (Qwen2-style BPE trained here) (default: %(default)s)")
+    p.add_argument("--skip-engine", action="store_true", help="only the CPU part (no vLLM)")
+    return p
+
+
+class InstantEngine:
+    """An Engine double that answers at once with a well-formed grid: each task's first train
+    output, so answers have that task's real size. It keeps the seconds spent inside it."""
+
+    def __init__(self, challenges, encoder_name: str, max_model_len: int):
+        encoder = get_encoder(encoder_name)
+        self.max_model_len = max_model_len
+        self.answers = {
+            task_id: encoder.encode(task.train[0].output)[len(encoder.answer_start):].removesuffix("```")
+            for task_id, task in challenges.tasks.items()
+        }
+        self.seconds = 0.0
+
+    def generate(self, requests, deadline=None):
+        start = time.perf_counter()
+        out = [[Completion(self.answers[r.group], len(self.answers[r.group]), -1.0, "stop")] * r.n for r in requests]
+        self.seconds += time.perf_counter() - start
+        return out
+
+    def describe(self):
+        return {"engine": "instant"}
+
+
+def quiet(_message: str) -> None:
+    pass
+
+
+# -- engine part -----------------------------------------------------------------------------
+
+def engine_overhead(args, engine, tokenizer) -> dict:
+    challenges = load_tasks(args.challenges, args.tasks)
+    solutions = args.solutions
+    if solutions is None and args.challenges.resolve() == SAMPLE_CHALLENGES.resolve():
+        solutions = SAMPLE_CHALLENGES.with_name("solutions.json")
+    settings = RunSettings(augmentations=args.views, max_tokens=args.max_tokens, time_budget=None)
+    # exactly the requests run() builds: same plan, same prompts, same per-prompt seeds and budgets
+    ready, misses = prepare_requests(challenges.tasks, plan_work(challenges.tasks, settings), tokenizer,
+                                     engine.max_model_len, settings, log=quiet)
+    requests = [request for _, request in ready]
+    print(f"engine part: {len(challenges.tasks)} tasks, {len(requests)} prompts "
+          f"({sum(len(r.prompt_token_ids) for r in requests)} prompt tokens), answers capped at "
+          f"{args.max_tokens} tokens")
+
+    records, tokens = [], {}
+
+    def bare():
+        out = engine.bare_generate(requests)
+        tokens.setdefault("bare_generate", []).append(sum(c.token_count for cs in out for c in cs))
+
+    def pipeline():
+        with tempfile.TemporaryDirectory() as folder:
+            records.append(run(challenges, engine, tokenizer, Path(folder), settings, {"bench": "overhead"},
+                               solutions, log=quiet))
+            tokens.setdefault("pipeline_run", []).append(
+                sum(p.token_count for p in read_predictions(Path(folder) / "predictions.jsonl")))
+
+    ways = {"bare_generate": bare, "pipeline_run": pipeline}
+    bare()  # warm-up, untimed
+    tokens.clear()
+    timer = Timer()
+    for r, order in enumerate(rotations(list(ways), args.repeats), 1):
+        for name in order:
+            forget_cached_prompts(engine)
+            timer.time(name, ways[name])
+            print(f"repeat {r}: {name:>14}: {timer.runs[name][-1]:7.2f} s, {tokens[name][-1]} tokens out")
+    ratio = timer.median("pipeline_run") / timer.median("bare_generate")
+    print(f"median of {args.repeats}: bare generate {timer.median('bare_generate'):.2f} s, full pipeline "
+          f"{timer.median('pipeline_run'):.2f} s: the pipeline takes {100 * (ratio - 1):+.1f}%")
+    stage_keys = sorted({k for rec in records for k in rec["stage_seconds"]})
+    return {
+        "workload": {"challenges": str(args.challenges), "tasks": len(challenges.tasks), "prompts": len(requests),
+                     "unanswerable": len(misses), "views": args.views, "max_tokens_cap": args.max_tokens,
+                     "prompt_tokens": sum(len(r.prompt_token_ids) for r in requests),
+                     "solutions": str(solutions) if solutions else None, "repeats": args.repeats},
+        "seconds": timer.summary(),
+        "output_tokens": tokens,
+        "pipeline_over_bare": round(ratio, 4),
+        "pipeline_extra_percent": round(100 * (ratio - 1), 2),
+        "pipeline_stage_seconds_median": {
+            k: round(statistics.median(rec["stage_seconds"].get(k, 0.0) for rec in records), 4) for k in stage_keys
+        },
+    }
+
+
+# -- CPU part --------------------------------------------------------------------------------
+
+class StageClock:
+    """Wall and CPU (process) seconds per stage: the CPU seconds hold better on a busy machine."""
+
+    def __init__(self):
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._mark = (time.perf_counter(), time.process_time())
+
+    def lap(self, stage: str, minus: float = 0.0) -> None:
+        """Everything since the previous lap is ``stage`` (less ``minus`` seconds counted elsewhere)."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.wall[stage] = wall - self._mark[0] - minus
+        self.cpu[stage] = cpu - self._mark[1] - minus
+        self._mark = (wall, cpu)
+
+
+def cpu_stages(challenges, tokenizer, settings: RunSettings, max_model_len: int, folder: Path) -> dict:
+    """Seconds of each stage of one pass, chained the way run() chains them, with an instant engine."""
+    engine = InstantEngine(challenges, settings.encoder, max_model_len)
+    dropped = []
+    clock = StageClock()
+    items = plan_work(challenges.tasks, settings)
+    clock.lap("plan")
+    ready, misses = prepare_requests(challenges.tasks, items, tokenizer, max_model_len, settings,
+                                     log=lambda m: dropped.append(m))
+    clock.lap("render_and_tokenize")
+    predictions, _ = generate_predictions(engine, ready, settings)
+    clock.lap("parse_and_unaugment", minus=engine.seconds)
+    clock.wall["generate_fake"] = clock.cpu["generate_fake"] = engine.seconds
+    predictions += misses
+    append_predictions(folder / "predictions.jsonl", predictions)
+    clock.lap("record")
+    write_json_atomic(folder / "submission.json",
+                      build_submission(challenges, predictions, get_selector(settings.selector)))
+    clock.lap("select")
+    parsed = sum(p.grid is not None for p in predictions)
+    return {"wall": clock.wall, "cpu": clock.cpu, "predictions": len(predictions), "parsed": parsed,
+            "unanswerable": len(misses), "prompt_tokens": sum(len(r.prompt_token_ids) for _, r in ready),
+            "log_lines": len(dropped)}
+
+
+def cpu_cost(challenges, tokenizer, max_model_len: int, views: int, repeats: int) -> dict:
+    settings = RunSettings(augmentations=views, time_budget=None)
+    passes = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as folder:
+            passes.append(cpu_stages(challenges, tokenizer, settings, max_model_len, Path(folder)))
+    n = passes[0]["predictions"]
+
+    def per_prediction(kind: str) -> dict:
+        return {s: round(1e6 * statistics.median(p[kind][s] for p in passes) / n, 1) for s in STAGES}
+
+    wall, cpu = per_prediction("wall"), per_prediction("cpu")
+    whole_wall, whole_cpu = [], []
+    for _ in range(repeats):  # the same work through run() itself: every file it writes included
+        with tempfile.TemporaryDirectory() as folder:
+            engine = InstantEngine(challenges, settings.encoder, max_model_len)
+            t, c = time.perf_counter(), time.process_time()
+            record = run(challenges, engine, tokenizer, Path(folder), settings, {"bench": "cpu"}, log=quiet)
+            whole_wall.append(time.perf_counter() - t)
+            whole_cpu.append(time.process_time() - c)
+            assert record["predictions"] == n, "run() and the stage-by-stage pass disagree"
+    return {
+        "predictions": n, "parsed": passes[0]["parsed"], "unanswerable": passes[0]["unanswerable"],
+        "prompt_tokens_per_prediction": round(passes[0]["prompt_tokens"] / n),
+        "prompts_that_dropped_examples": passes[0]["log_lines"],
+        "cpu_us_per_prediction": cpu,
+        "cpu_us_per_prediction_sum": round(sum(cpu.values()), 1),
+        "cpu_us_per_prediction_whole_run": round(1e6 * statistics.median(whole_cpu) / n, 1),
+        "wall_us_per_prediction": wall,
+        "wall_us_per_prediction_sum": round(sum(wall.values()), 1),
+        "wall_us_per_prediction_whole_run": round(1e6 * statistics.median(whole_wall) / n, 1),
+    }
+
+
+def training_texts(challenges, tokenizer, encoder_name: str, template_name: str) -> list[str]:
+    encoder, template = get_encoder(encoder_name), get_template(template_name)
+    return [render(tokenizer, template, encoder, task, i, len(task.train))
+            for task in challenges.tasks.values() for i in range(len(task.test_inputs))]
+
+
+def cpu_part(args, tiny_tokenizer) -> dict:
+    path = args.cost_challenges
+    if not path.exists():
+        print(f"CPU part: {path} not found ({EVAL_HINT}); using the bundled sample instead")
+        path = SAMPLE_CHALLENGES
+    challenges = load_tasks(path)
+    tokenizers = {}
+    for name in [n.strip() for n in args.cost_tokenizers.split(",") if n.strip()]:
+        if name == "tiny":
+            tokenizers[name] = (tiny_tokenizer, {"kind": "byte-level, no merges: one token per byte"})
+        elif name == "qwen-like":
+            settings = RunSettings()
+            t = time.perf_counter()
+            qwen = build_qwen_like_tokenizer(training_texts(challenges, tiny_tokenizer, settings.encoder,
+                                                            settings.template), tiny_tokenizer.chat_template)
+            tokenizers[name] = (qwen, {"kind": "Qwen2-style byte-level BPE (Qwen2 regex, NFC), merges trained here "
+                                               "on the file's prompts", "merges": merges_count(qwen),
+                                       "build_seconds": round(time.perf_counter() - t, 1)})
+        else:
+            raise SystemExit(f"unknown tokenizer {name!r}; choose from tiny, qwen-like")
+    results = {}
+    for name, (tokenizer, info) in tokenizers.items():
+        figures = cpu_cost(challenges, tokenizer, args.max_model_len, args.views, args.repeats)
+        results[name] = {"tokenizer": info, **figures}
+        stages = ", ".join(f"{s} {v:.0f}" for s, v in figures["cpu_us_per_prediction"].items())
+        print(f"CPU part, {name} tokenizer: {figures['predictions']} predictions, "
+              f"{figures['prompt_tokens_per_prediction']} prompt tokens each; CPU us per prediction: {stages}; "
+              f"sum {figures['cpu_us_per_prediction_sum']:.0f}, whole run() {figures['cpu_us_per_prediction_whole_run']:.0f} "
+              f"(wall: sum {figures['wall_us_per_prediction_sum']:.0f}, whole run() "
+              f"{figures['wall_us_per_prediction_whole_run']:.0f})")
+    return {"challenges": str(path), "tasks": len(challenges.tasks),
+            "test_inputs": sum(len(t.test_inputs) for t in challenges.tasks.values()), "views": args.views,
+            "max_model_len": args.max_model_len, "repeats": args.repeats, "by_tokenizer": results}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    figures = {"benchmark": "overhead", "machine": machine()}
+    tokenizer = load_tokenizer(str(args.model))
+    if not args.skip_engine:
+        engine = start(args)
+        try:
+            figures["engine"] = engine.describe()
+            figures["engine_part"] = engine_overhead(args, engine, tokenizer)
+        finally:
+            engine.close()
+    figures["cpu_part"] = cpu_part(args, tokenizer)
+    finish(figures, args.out, started)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
