@@ -1,13 +1,14 @@
 # make demo   : set up .venv, build the tiny model, run the main job on the bundled sample
 # make test   : every test, the real-vLLM engine tests included (what CI runs)
 # make test-fast : the quick loop, without the real-engine tests
+# make bundle : the Kaggle kernel and its kernel-metadata.json in build/kernel (no wheel download)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TINY := models/tiny-qwen2
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test test-fast bundle clean
 
 $(STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not engine" tests
+
+bundle: $(STAMP)
+	$(PY) build_bundle.py --skip-wheels
 
 clean:
 	rm -rf runs build .pytest_cache

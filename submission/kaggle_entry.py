@@ -1,0 +1,450 @@
+"""The Kaggle kernel's start-up: never end without a valid submission.json, then do the real job.
+
+Order, each step logged in one line:
+ 1. find the competition's test challenges file under the input root and write a fallback
+    submission.json at once (the test inputs themselves), so nothing later can leave the run without one;
+ 2. if vllm, numpy or orjson do not import, install the vendored wheels (``pip install --no-index
+    --find-links``) from the wheels dataset, found by looking under the input root;
+ 3. find the model folder (a folder with config.json), read the GPUs and their compute capability,
+    pick the dtype;
+ 4. run ``python -m submission run`` in a child process under the time budget; a crash, a model that
+    does not load or a hard time-out there leaves the fallback in place;
+ 5. copy the run's submission.json over the fallback only if it validates against the challenges.
+
+This module is imported before anything is installed: it uses the standard library only (the
+package's own modules need numpy and orjson). The same file runs locally: every path comes from an
+option or an environment variable, with Kaggle's folders as defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_INPUT_DIR = "/kaggle/input"
+DEFAULT_WORKING_DIR = "/kaggle/working"
+DEFAULT_TIME_BUDGET = 11 * 3600  # seconds for the whole kernel; Kaggle stops GPU runs at 12 h
+REQUIRED_MODULES = ("vllm", "numpy", "orjson")
+LOCK_NAME = "wheels.lock.json"  # build_bundle.py copies the lock into the wheels dataset
+RUN_FOLDER = "run"  # under the working dir: the run's predictions.jsonl, run.json, submission.json
+SEARCH_DEPTH = 6  # Kaggle Models mount as <input>/<model>/<framework>/<variation>/<version>/
+SOFT_MARGIN = 90  # seconds: the run is told to finish this long before the hard stop
+HARD_MARGIN = 20  # seconds kept after the hard stop to validate and copy the result
+MAX_SIDE = 30
+FALLBACK_GRID = [[0]]
+
+_started = time.monotonic()
+
+
+def log(message: str) -> None:
+    print(f"[kernel {time.monotonic() - _started:7.1f}s] {message}", flush=True)
+
+
+# ---------------------------------------------------------------- finding the inputs
+
+
+def walk(root: Path, max_depth: int = SEARCH_DEPTH):
+    """(folder, file names, subfolder names) under root, sorted, hidden folders skipped, depth-limited."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    base_depth = len(root.parts)
+    for folder, dirnames, filenames in os.walk(root, followlinks=True):
+        folder_path = Path(folder)
+        depth = len(folder_path.parts) - base_depth
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if depth < max_depth else []
+        yield folder_path, sorted(filenames), dirnames
+
+
+def competition_year(path: Path) -> int:
+    """The year of the ARC Prize competition folder a path lies in (arc-prize-2025 -> 2025), else 0."""
+    years = [int(m.group(1)) for part in path.parts for m in [re.search(r"arc-prize-(\d{4})", part)] if m]
+    return max(years, default=0)
+
+
+def find_challenges(input_dir: Path) -> list[Path]:
+    """Every ``*test_challenges.json`` under the input root, the newest competition first."""
+    found = [folder / name for folder, names, _ in walk(input_dir) for name in names
+             if name.endswith("test_challenges.json")]
+    return sorted(found, key=lambda p: (-competition_year(p), len(p.parts), str(p)))
+
+
+def find_wheels_dir(input_dir: Path) -> Path | None:
+    """The folder of vendored wheels: one with a lock file first, then one holding a vllm wheel."""
+    candidates = []
+    for folder, names, _ in walk(input_dir, max_depth=4):
+        wheels = [n for n in names if n.endswith(".whl")]
+        if wheels:
+            has_vllm = any(n.lower().startswith("vllm-") for n in wheels)
+            candidates.append((LOCK_NAME not in names, not has_vllm, len(folder.parts), str(folder), folder))
+    return min(candidates)[-1] if candidates else None
+
+
+def is_model_dir(folder: Path, names: list[str]) -> bool:
+    if "config.json" not in names:
+        return False
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return True  # a broken model folder is still the model folder; loading it will say what is wrong
+    return isinstance(config, dict) and ("model_type" in config or "architectures" in config)
+
+
+def find_model_dirs(input_dir: Path, exclude: tuple[Path, ...] = ()) -> list[Path]:
+    """Folders with a model's config.json; those with weights and a tokenizer first."""
+    excluded = {p.resolve() for p in exclude}
+    found = []
+    for folder, names, _ in walk(input_dir):
+        if folder.resolve() in excluded or not is_model_dir(folder, names):
+            continue
+        has_weights = any(n.endswith((".safetensors", ".bin")) for n in names)
+        has_tokenizer = "tokenizer.json" in names or "tokenizer_config.json" in names
+        found.append((not has_weights, not has_tokenizer, len(folder.parts), str(folder), folder))
+    return [entry[-1] for entry in sorted(found)]
+
+
+# ---------------------------------------------------------------- submission.json with the stdlib only
+
+
+def is_grid(value: object) -> bool:
+    """Same rule as tasks.to_grid: a non-empty rectangle of plain ints 0-9, at most 30x30."""
+    if not isinstance(value, list) or not value or len(value) > MAX_SIDE:
+        return False
+    width = len(value[0]) if isinstance(value[0], list) else 0
+    if not 0 < width <= MAX_SIDE:
+        return False
+    return all(isinstance(row, list) and len(row) == width and
+               all(type(cell) is int and 0 <= cell <= 9 for cell in row) for row in value)
+
+
+def test_inputs(raw_task: object) -> list[object]:
+    """The test inputs of a task as JSON values; a task without a usable test list counts one."""
+    tests = raw_task.get("test") if isinstance(raw_task, dict) else None
+    if not isinstance(tests, list) or not tests:
+        return [None]
+    return [t.get("input") if isinstance(t, dict) else None for t in tests]
+
+
+def fallback_submission(raw_challenges: dict) -> dict:
+    """What submit.fallback_submission gives, without numpy: the test input, then [[0]] (or [[1]])."""
+    submission = {}
+    for task_id, raw_task in raw_challenges.items():
+        entries = []
+        for grid in test_inputs(raw_task):
+            first = grid if is_grid(grid) else FALLBACK_GRID
+            entries.append({"attempt_1": first, "attempt_2": FALLBACK_GRID if first != FALLBACK_GRID else [[1]]})
+        submission[task_id] = entries
+    return submission
+
+
+def submission_problems(raw_challenges: dict, submission: object) -> list[str]:
+    """One line per problem (the rules of submit.validate_submission); empty means valid."""
+    if not isinstance(submission, dict):
+        return [f"submission: expected an object of tasks, got {type(submission).__name__}"]
+    problems = []
+    for task_id, raw_task in raw_challenges.items():
+        count = len(test_inputs(raw_task))
+        entries = submission.get(task_id)
+        if not isinstance(entries, list) or len(entries) != count:
+            problems.append(f"task {task_id}: expected a list of {count} test entries")
+            continue
+        for i, entry in enumerate(entries):
+            for key in ("attempt_1", "attempt_2"):
+                if not isinstance(entry, dict) or not is_grid(entry.get(key)):
+                    problems.append(f"task {task_id}: test[{i}].{key}: missing or not a grid")
+    problems += [f"task {task_id}: not in the challenges file" for task_id in submission if task_id not in raw_challenges]
+    return problems
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Temporary file beside it, then rename: a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, separators=(",", ":"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> object:
+    with open(path) as f:
+        return json.load(f)
+
+
+# ---------------------------------------------------------------- offline install
+
+
+_IMPORT_PROBE = """
+import importlib, sys
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        print(name)
+"""
+
+
+def missing_modules(python: str, modules=REQUIRED_MODULES) -> list[str]:
+    """Modules that do not import, probed in a fresh interpreter (a failed import would taint this one)."""
+    probe = subprocess.run([python, "-c", _IMPORT_PROBE, *modules], capture_output=True, text=True)
+    if probe.returncode != 0:  # the probe itself died (e.g. a crashing extension): trust none of them
+        return list(modules)
+    return probe.stdout.split()
+
+
+def install_requirements(wheels_dir: Path) -> list[str]:
+    """Exact pins from the lock shipped with the wheels, else every wheel file of the folder."""
+    lock_path = wheels_dir / LOCK_NAME
+    if lock_path.is_file():
+        try:
+            lock = read_json(lock_path)
+            return [f"{w['name']}=={w['version']}" for w in lock["wheels"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log(f"install: {lock_path} is unreadable ({exc}); installing every wheel of the folder")
+    return [str(p) for p in sorted(wheels_dir.glob("*.whl"))]
+
+
+def install_wheels(wheels_dir: Path, python: str = sys.executable) -> bool:
+    requirements = install_requirements(wheels_dir)
+    if not requirements:
+        log(f"install: no wheels in {wheels_dir}")
+        return False
+    log(f"install: {len(requirements)} packages from {wheels_dir} (pip --no-index)")
+    started = time.monotonic()
+    result = subprocess.run(
+        [python, "-m", "pip", "install", "--no-index", "--find-links", str(wheels_dir), "--quiet",
+         "--disable-pip-version-check", "--no-warn-script-location", *requirements],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        log(f"install: pip failed (exit {result.returncode}): {' | '.join(tail)}")
+        return False
+    log(f"install: done in {time.monotonic() - started:.0f}s")
+    return True
+
+
+# ---------------------------------------------------------------- device
+
+
+def query_gpus() -> list[tuple[str, tuple[int, int]]]:
+    """(name, compute capability) of each GPU from nvidia-smi; empty without one."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    gpus = []
+    for line in out.stdout.splitlines() if out.returncode == 0 else []:
+        name, _, cap = line.rpartition(",")
+        major, _, minor = cap.strip().partition(".")
+        if major.isdigit():
+            gpus.append((name.strip(), (int(major), int(minor or 0))))
+    return gpus
+
+
+def pick_dtype(gpus: list[tuple[str, tuple[int, int]]]) -> str:
+    from .engine import Device  # the engine's rule; engine.py imports vllm only when an engine starts
+
+    if not gpus:
+        return Device("cpu").dtype
+    return Device("cuda", tuple(n for n, _ in gpus), tuple(c for _, c in gpus)).dtype
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run_accepts(python: str, env: dict, option: str) -> bool:
+    """Whether ``python -m submission run`` has an option (the CLI grows; the kernel adapts)."""
+    result = subprocess.run([python, "-m", "submission", "run", "--help"], capture_output=True, text=True, env=env)
+    return result.returncode == 0 and re.search(rf"(^|\s){re.escape(option)}\b", result.stdout) is not None
+
+
+def run_pipeline(command: list[str], env: dict, hard_seconds: float) -> int | None:
+    """The run in its own process group; killed (with its vLLM workers) at the hard stop. None = killed."""
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        return process.wait(timeout=max(hard_seconds, 1))
+    except subprocess.TimeoutExpired:
+        log(f"run: still running at the hard stop ({hard_seconds:.0f}s); stopping it")
+        import signal
+
+        for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                process.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        return None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    env = os.environ.get
+    p = argparse.ArgumentParser(
+        prog="kernel",
+        description="ARC Prize Kaggle kernel: fallback submission first, offline install of the vendored "
+                    "wheels if needed, then the AIRV run under a time budget. Options after a lone '--' go "
+                    "to 'python -m submission run' (after the ones built into the kernel).",
+    )
+    p.add_argument("--input-dir", type=Path, default=Path(env("KAGGLE_INPUT_DIR", DEFAULT_INPUT_DIR)),
+                   help="where the competition data and the datasets are mounted (env KAGGLE_INPUT_DIR; "
+                        "default: %(default)s)")
+    p.add_argument("--working-dir", type=Path, default=Path(env("KAGGLE_WORKING_DIR", DEFAULT_WORKING_DIR)),
+                   help="where submission.json goes (env KAGGLE_WORKING_DIR; default: %(default)s)")
+    p.add_argument("--challenges", type=Path, default=env("ARC_CHALLENGES"),
+                   help="challenges file (env ARC_CHALLENGES); default: the newest competition's "
+                        "*test_challenges.json under the input dir")
+    p.add_argument("--model", type=Path, default=env("ARC_MODEL_DIR"),
+                   help="model folder (env ARC_MODEL_DIR); default: the folder with a model's config.json "
+                        "under the input dir")
+    p.add_argument("--wheels-dir", type=Path, default=env("ARC_WHEELS_DIR"),
+                   help="vendored wheels (env ARC_WHEELS_DIR); default: the folder of .whl files under the input dir")
+    p.add_argument("--time-budget", type=float, default=float(env("ARC_TIME_BUDGET", DEFAULT_TIME_BUDGET)),
+                   help="seconds for the whole kernel, install included (env ARC_TIME_BUDGET; default: "
+                        "%(default)s = 11 h)")
+    p.add_argument("--no-install", action="store_true", help="never pip install, even if vllm does not import")
+    return p.parse_args(argv)
+
+
+def split_run_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, []
+
+
+def main(argv: list[str] | None = None, run_args: list[str] = (), package_root: str | None = None,
+         build: dict | None = None) -> int:
+    """The kernel. Returns 0 whenever a valid submission.json is in place, 1 when none could be written."""
+    own, extra_run_args = split_run_args(list(sys.argv[1:] if argv is None else argv))
+    args = parse_args(own)
+    python = sys.executable
+    package_root = package_root or str(Path(__file__).resolve().parent.parent)
+    log(f"start: python {sys.version.split()[0]}, package from {package_root}"
+        + (f", build {build.get('commit', '?')}" if build else ""))
+
+    # 1. the challenges, and a fallback submission before anything can fail
+    candidates = [args.challenges] if args.challenges else find_challenges(args.input_dir)
+    if not candidates:
+        log(f"error: no *test_challenges.json under {args.input_dir} (set --challenges or ARC_CHALLENGES); "
+            f"no submission can be written")
+        return 1
+    challenges_path = candidates[0]
+    try:
+        raw = read_json(challenges_path)
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected an object of tasks, got {type(raw).__name__}")
+    except (OSError, ValueError) as exc:
+        log(f"error: challenges file {challenges_path}: {exc}; no submission can be written")
+        return 1
+    submission_path = args.working_dir / "submission.json"
+    fallback = fallback_submission(raw)
+    write_json_atomic(submission_path, fallback)
+    n_tests = sum(len(test_inputs(t)) for t in raw.values())
+    log(f"fallback: {submission_path} written for {len(raw)} tasks, {n_tests} test inputs, from {challenges_path}"
+        + (f" (also found: {', '.join(map(str, candidates[1:]))})" if len(candidates) > 1 else ""))
+
+    try:
+        run_job(args, python, package_root, challenges_path, run_args, extra_run_args, raw, fallback, submission_path)
+    except Exception as exc:  # whatever happens, the fallback (or a validated result) stays
+        log(f"error: {type(exc).__name__}: {exc}; {submission_path} keeps the fallback")
+
+    # 5. the final word: the file on disk must validate, or the fallback goes back
+    try:
+        problems = submission_problems(raw, read_json(submission_path))
+    except (OSError, ValueError) as exc:
+        problems = [f"unreadable: {exc}"]
+    if problems:
+        log(f"final check: {len(problems)} problem(s) ({problems[0]}); writing the fallback again")
+        write_json_atomic(submission_path, fallback)
+    log(f"done: {submission_path} is valid")
+    return 0
+
+
+def run_job(args, python: str, package_root: str, challenges_path: Path, run_args, extra_run_args,
+            raw: dict, fallback: dict, submission_path: Path) -> None:
+    deadline = _started + args.time_budget
+
+    # 2. the packages: vendored wheels when the image lacks them
+    missing = missing_modules(python)
+    if missing and not args.no_install:
+        wheels_dir = args.wheels_dir or find_wheels_dir(args.input_dir)
+        if wheels_dir is None:
+            log(f"install: {', '.join(missing)} missing and no folder of .whl files under {args.input_dir}")
+        else:
+            install_wheels(Path(wheels_dir), python)
+            missing = missing_modules(python)
+    if missing:
+        log(f"error: {', '.join(missing)} do(es) not import; {submission_path} keeps the fallback")
+        return
+    log(f"packages: {', '.join(REQUIRED_MODULES)} import")
+
+    # 3. the model and the device
+    run_dir = args.working_dir / RUN_FOLDER
+    if args.model:
+        model_dir = args.model
+    else:
+        wheels_dir = args.wheels_dir or find_wheels_dir(args.input_dir)
+        models = find_model_dirs(args.input_dir, exclude=(wheels_dir,) if wheels_dir else ())
+        if not models:
+            log(f"error: no model folder (config.json) under {args.input_dir} (set --model or ARC_MODEL_DIR); "
+                f"{submission_path} keeps the fallback")
+            return
+        model_dir = models[0]
+        if len(models) > 1:
+            log(f"model: {len(models)} candidates, using the first; others: {', '.join(map(str, models[1:4]))}")
+    gpus = query_gpus()
+    dtype = pick_dtype(gpus)
+    device = ", ".join(f"{name} (compute {a}.{b})" for name, (a, b) in gpus) or "no GPU (CPU)"
+    log(f"model: {model_dir}; device: {device}; dtype {dtype}")
+
+    # 4. the run, in a child process under the time budget
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    remaining = deadline - time.monotonic()
+    hard = remaining - HARD_MARGIN
+    if hard < 2 * SOFT_MARGIN:
+        log(f"error: only {remaining:.0f}s of the time budget left; {submission_path} keeps the fallback")
+        return
+    command = [python, "-m", "submission", "run", "--challenges", str(challenges_path), "--model", str(model_dir),
+               "--out", str(run_dir), "--dtype", dtype]
+    if run_accepts(python, env, "--time-budget"):
+        command += ["--time-budget", f"{hard - SOFT_MARGIN:.0f}"]
+    else:
+        log("run: this version of 'run' has no --time-budget; only the hard stop limits it")
+    command += [*run_args, *extra_run_args]
+    log(f"run: {' '.join(command[1:])}")
+    code = run_pipeline(command, env, hard)
+    status = "killed at the hard stop" if code is None else f"exit {code}"
+    log(f"run: {status}; {adopt_result(raw, fallback, run_dir / 'submission.json', submission_path)}")
+
+
+def adopt_result(raw: dict, fallback: dict, result_path: Path, submission_path: Path) -> str:
+    """Put the run's submission in place if it validates and says more than the fallback; what happened."""
+    try:
+        result = read_json(result_path)
+    except (OSError, ValueError) as exc:
+        return f"no usable {result_path} ({exc}); {submission_path} keeps the fallback"
+    problems = submission_problems(raw, result)
+    if problems:
+        return f"{result_path} is invalid ({problems[0]}); {submission_path} keeps the fallback"
+    if result == fallback:
+        return f"the run has nothing beyond the fallback; {submission_path} keeps the fallback"
+    write_json_atomic(submission_path, result)
+    return f"{submission_path} replaced by the run's validated submission"

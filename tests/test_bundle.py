@@ -1,0 +1,362 @@
+"""The Kaggle bundle: metadata checks, the kernel's start-up logic, vendored wheels installed offline,
+and the built one-file kernel run as a plain script in a folder laid out like /kaggle."""
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SAMPLE
+
+sys.path.insert(0, str(ROOT))
+import build_bundle  # noqa: E402
+from submission import kaggle_entry  # noqa: E402
+from submission.submit import fallback_submission, validate_submission  # noqa: E402
+from submission.tasks import load_challenges  # noqa: E402
+
+BUILD_OPTIONS = ["--owner", "alice", "--model-dataset", "alice/tiny-qwen2-arc", "--competition", "arc-prize-2025"]
+
+
+def clean_env(**extra) -> dict:
+    """No checkout on the path, no Kaggle/ARC settings from outside, pip limited to what a test gives it."""
+    env = {k: v for k, v in os.environ.items()
+           if k != "PYTHONPATH" and not k.startswith(("ARC_", "KAGGLE_", "PIP_"))}
+    return {**env, "PIP_CONFIG_FILE": os.devnull, **extra}
+
+
+def build(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "build_bundle.py"), *options], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def kernel_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("kernel")
+    done = build(out, "--skip-wheels", "--kernel-dir", str(out), *BUILD_OPTIONS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+def kernel_file(kernel_dir: Path) -> Path:
+    return kernel_dir / json.loads((kernel_dir / "kernel-metadata.json").read_text())["code_file"]
+
+
+def kaggle_layout(root: Path, model_dir: Path | None = None) -> tuple[Path, Path, Path]:
+    """input/arc-prize-2025/arc-agi_test_challenges.json, input/<model>/, working/."""
+    challenges = root / "input" / "arc-prize-2025" / "arc-agi_test_challenges.json"
+    challenges.parent.mkdir(parents=True)
+    shutil.copy(SAMPLE / "challenges.json", challenges)
+    if model_dir is not None:
+        shutil.copytree(model_dir, root / "input" / "tiny-qwen2")
+    (root / "working").mkdir()
+    return root / "input", root / "working", challenges
+
+
+def run_kernel(python: str, kernel: Path, root: Path, *extra: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([python, str(kernel), "--input-dir", str(root / "input"), "--working-dir",
+                           str(root / "working"), *extra], cwd=root, env=clean_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+# ---------------------------------------------------------------- metadata and its checks
+
+
+def test_the_built_metadata_passes_the_checks_and_points_at_the_built_kernel(kernel_dir):
+    meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
+    assert build_bundle.check_kernel_metadata(meta, kernel_dir) == ([], [])
+    assert meta["enable_internet"] is False and meta["enable_gpu"] is True
+    assert meta["id"] == "alice/arc-prize-vllm-airv" and meta["kernel_type"] == "script"
+    assert meta["dataset_sources"] == ["alice/arc-vllm-wheels", "alice/tiny-qwen2-arc"]
+    assert meta["competition_sources"] == ["arc-prize-2025"]
+    kernel = kernel_file(kernel_dir)
+    assert sorted(p.name for p in kernel_dir.iterdir()) == sorted(["kernel-metadata.json", kernel.name])
+    text = kernel.read_text()
+    assert "PACKAGE_ZIP" in text and "submission.kaggle_entry" in text
+
+
+def test_a_bad_option_is_reported_and_fails_the_build(tmp_path):
+    done = build(tmp_path, "--skip-wheels", "--kernel-dir", str(tmp_path), "--title", "ARC", *BUILD_OPTIONS)
+    assert done.returncode == 1
+    assert "error: title: must be at least five characters" in done.stdout
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"title": "ARC"}, "title: must be at least five characters"),
+    ({"id": "alice"}, "id: 'alice' is not of the form owner/slug"),
+    ({"id": "alice/slug/3"}, "is not of the form owner/slug"),
+    ({"enable_internet": True}, "enable_internet: must be false"),
+    ({"enable_internet": None}, "enable_internet: must be written explicitly"),
+    ({"enable_gpu": "true"}, "enable_gpu: must be written explicitly"),
+    ({"code_file": "missing.py"}, "code_file:"),
+    ({"code_file": ""}, "code_file: a source file must be specified"),
+    ({"language": "julia"}, "language:"),
+    ({"kernel_type": "notebook"}, "kernel_type"),
+    ({"dataset_sources": ["no-owner"]}, "dataset_sources: 'no-owner'"),
+    ({"model_sources": ["alice/model/transformers/default"]}, "model_sources"),
+    ({"model_sources": ["alice/model/transformers/default/latest"]}, "the version (last part) must be a number"),
+    ({"competition_sources": []}, "competition_sources: name the competition"),
+    ({"docker_image_pinning_type": "newest"}, "docker_image_pinning_type"),
+])
+def test_the_kernel_metadata_checks_catch_each_rule(kernel_dir, change, message):
+    meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
+    meta.update(change)
+    meta = {k: v for k, v in meta.items() if v is not None}
+    errors, _ = build_bundle.check_kernel_metadata(meta, kernel_dir)
+    assert any(message in e for e in errors), errors
+
+
+def test_a_model_source_and_a_title_that_does_not_match_the_slug(kernel_dir):
+    meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
+    good = dict(meta, model_sources=["alice/qwen-arc/transformers/default/3"])
+    assert build_bundle.check_kernel_metadata(good, kernel_dir) == ([], [])
+    errors, warnings = build_bundle.check_kernel_metadata(dict(meta, title="Another Title"), kernel_dir)
+    assert errors == [] and len(warnings) == 1 and "does not resolve to the id's slug" in warnings[0]
+    errors, warnings = build_bundle.check_kernel_metadata(dict(meta, id="your-kaggle-username/arc-prize-vllm-airv"),
+                                                          kernel_dir)
+    assert errors == [] and any("pass --owner" in w for w in warnings)
+
+
+def test_the_dataset_metadata_checks():
+    good = {"title": "ARC vLLM offline wheels", "id": "alice/arc-vllm-wheels", "licenses": [{"name": "other"}]}
+    assert build_bundle.check_dataset_metadata(good) == []
+    assert build_bundle.check_dataset_metadata(dict(good, id="alice/whl")) == [
+        "dataset id: the slug must be between 6 and 50 characters"]
+    assert build_bundle.check_dataset_metadata(dict(good, title="x" * 51)) == [
+        "dataset title: must be between 6 and 50 characters"]
+    assert build_bundle.check_dataset_metadata(dict(good, licenses=[{"name": "a"}, {"name": "b"}])) == [
+        "dataset licenses: specify exactly one license ({\"name\": ...})"]
+    assert build_bundle.check_dataset_metadata(dict(good, id="arc-vllm-wheels"))[0].startswith("dataset id:")
+
+
+def test_the_committed_template_and_wheels_metadata_hold():
+    template = json.loads((ROOT / "kernel-metadata.json").read_text())
+    assert template["enable_internet"] is False and template["kernel_type"] == "script"
+    assert build_bundle.check_dataset_metadata(json.loads((ROOT / "wheels" / "dataset-metadata.json").read_text())) == []
+    lock = json.loads((ROOT / "wheels.lock.json").read_text())
+    assert lock["requirements"] == [f"vllm=={build_bundle.DEFAULT_VLLM_VERSION}", "numpy", "orjson"]
+    assert lock["target"]["python_version"] == build_bundle.DEFAULT_PYTHON_VERSION
+    names = {w["name"] for w in lock["wheels"]}
+    assert {"vllm", "torch", "numpy", "orjson", "transformers"} <= names
+    assert all(len(w["sha256"]) == 64 and w["filename"].endswith(".whl") for w in lock["wheels"])
+
+
+def test_a_manylinux_tag_admits_the_older_glibc_ones():
+    tags = build_bundle.expand_platform("manylinux_2_35_x86_64")
+    assert tags[0] == "manylinux_2_35_x86_64" and "manylinux_2_28_x86_64" in tags and "manylinux2014_x86_64" in tags
+    assert "manylinux_2_36_x86_64" not in tags and all(t.endswith("_x86_64") for t in tags)
+    assert build_bundle.expand_platform("linux_x86_64") == ["linux_x86_64"]
+
+
+# ---------------------------------------------------------------- the kernel's start-up logic (stdlib)
+
+
+def test_the_newest_competition_s_test_challenges_come_first(tmp_path):
+    for folder in ("arc-prize-2024", "arc-prize-2026", "arc-prize-2025"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "arc-agi_test_challenges.json").write_text("{}")
+        (tmp_path / folder / "arc-agi_evaluation_challenges.json").write_text("{}")
+    found = kaggle_entry.find_challenges(tmp_path)
+    assert [p.parent.name for p in found] == ["arc-prize-2026", "arc-prize-2025", "arc-prize-2024"]
+    assert all(p.name == "arc-agi_test_challenges.json" for p in found)
+    assert kaggle_entry.find_challenges(tmp_path / "nowhere") == []
+
+
+def test_the_model_and_the_wheels_are_found_under_the_input_root(tmp_path, tiny_model_dir):
+    model = tmp_path / "my-model" / "transformers" / "default" / "1"
+    shutil.copytree(tiny_model_dir, model)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "config.json").write_text('{"learning_rate": 1}')  # not a model's config
+    (tmp_path / "half-model").mkdir()
+    (tmp_path / "half-model" / "config.json").write_text('{"model_type": "qwen2"}')  # no weights: ranked last
+    wheels = tmp_path / "arc-vllm-wheels"
+    wheels.mkdir()
+    (wheels / "orjson-3.11.8-cp312-cp312-manylinux_2_17_x86_64.whl").write_bytes(b"")
+    (wheels / "vllm-0.19.1-cp38-abi3-manylinux_2_31_x86_64.whl").write_bytes(b"")
+    other = tmp_path / "other-wheels"
+    other.mkdir()
+    (other / "numpy-2.2.6-cp312-cp312-manylinux_2_17_x86_64.whl").write_bytes(b"")
+    assert kaggle_entry.find_model_dirs(tmp_path) == [model, tmp_path / "half-model"]
+    assert kaggle_entry.find_wheels_dir(tmp_path) == wheels  # the one with vllm
+    (other / "wheels.lock.json").write_text("{}")
+    assert kaggle_entry.find_wheels_dir(tmp_path) == other  # a lock beats everything
+
+
+def test_the_stdlib_fallback_is_the_package_s_fallback_and_valid(sample_challenges):
+    raw = json.loads((SAMPLE / "challenges.json").read_text())
+    fallback = kaggle_entry.fallback_submission(raw)
+    assert fallback == fallback_submission(sample_challenges)
+    assert validate_submission(sample_challenges, fallback) == []
+    assert kaggle_entry.submission_problems(raw, fallback) == []
+
+
+def test_the_stdlib_checks_agree_with_validate_submission(tmp_path):
+    raw = json.loads((SAMPLE / "challenges.json").read_text())
+    task_id = next(iter(raw))
+    raw[task_id]["test"][0]["input"] = [[1, 2], [3]]  # a ragged test input: a bad task
+    path = tmp_path / "challenges.json"
+    path.write_text(json.dumps(raw))
+    challenges = load_challenges(path)
+    fallback = kaggle_entry.fallback_submission(raw)
+    assert fallback[task_id][0] == {"attempt_1": [[0]], "attempt_2": [[1]]}
+    assert fallback == fallback_submission(challenges)
+    broken = []
+    for change in (
+        lambda s: s.pop(task_id),
+        lambda s: s[task_id].append(s[task_id][0]),
+        lambda s: s[task_id][0].pop("attempt_2"),
+        lambda s: s[task_id][0].update(attempt_1=[[1, 2], [3]]),
+        lambda s: s[task_id][0].update(attempt_1=[[10]]),
+        lambda s: s[task_id][0].update(attempt_1=[[True]]),
+        lambda s: s[task_id][0].update(attempt_1=[[0] * 31]),
+        lambda s: s.update(extra=[]),
+    ):
+        submission = copy.deepcopy(fallback)
+        change(submission)
+        broken.append(submission)
+    for submission in broken:
+        assert kaggle_entry.submission_problems(raw, submission) != []
+        assert validate_submission(challenges, submission) != []
+    assert kaggle_entry.submission_problems(raw, [1]) != []
+
+
+def test_the_run_s_submission_replaces_the_fallback_only_when_valid_and_new(tmp_path):
+    raw = json.loads((SAMPLE / "challenges.json").read_text())
+    fallback = kaggle_entry.fallback_submission(raw)
+    target, result = tmp_path / "submission.json", tmp_path / "run" / "submission.json"
+    kaggle_entry.write_json_atomic(target, fallback)
+    assert "no usable" in kaggle_entry.adopt_result(raw, fallback, result, target)
+    kaggle_entry.write_json_atomic(result, fallback)
+    assert "nothing beyond the fallback" in kaggle_entry.adopt_result(raw, fallback, result, target)
+    invalid = copy.deepcopy(fallback)
+    invalid.pop(next(iter(raw)))
+    kaggle_entry.write_json_atomic(result, invalid)
+    assert "is invalid" in kaggle_entry.adopt_result(raw, fallback, result, target)
+    assert json.loads(target.read_text()) == fallback
+    better = copy.deepcopy(fallback)
+    task_id = next(iter(raw))
+    better[task_id][0]["attempt_1"] = [[7, 7], [7, 7]]
+    kaggle_entry.write_json_atomic(result, better)
+    assert "replaced by the run's validated submission" in kaggle_entry.adopt_result(raw, fallback, result, target)
+    assert json.loads(target.read_text()) == better
+
+
+def test_without_challenges_the_kernel_says_so_and_fails(kernel_dir, tmp_path):
+    (tmp_path / "input").mkdir()
+    (tmp_path / "working").mkdir()
+    done = run_kernel(sys.executable, kernel_file(kernel_dir), tmp_path)
+    assert done.returncode == 1
+    assert "no *test_challenges.json under" in done.stdout
+    assert not (tmp_path / "working" / "submission.json").exists()
+
+
+# ---------------------------------------------------------------- vendored wheels, installed offline
+
+
+@pytest.fixture(scope="module")
+def vendored(tmp_path_factory) -> tuple[Path, Path, str]:
+    """orjson and numpy for THIS machine's platform, vendored by build_bundle.py from PyPI."""
+    out = tmp_path_factory.mktemp("vendored")
+    wheels, lock = out / "wheels", out / "wheels.lock.json"
+    options = ["--packages", "orjson", "numpy", "--native", "--wheels-dir", str(wheels), "--lock", str(lock),
+               "--wheels-only", "--owner", "alice"]
+    first = build(out, *options)
+    assert first.returncode == 0, first.stdout + first.stderr
+    return wheels, lock, first.stdout
+
+
+def fresh_venv(path: Path) -> str:
+    venv.EnvBuilder(with_pip=True).create(path)
+    return str(path / "bin" / "python")
+
+
+def test_vendoring_writes_a_lock_of_the_wheels_and_a_second_run_downloads_nothing(vendored, tmp_path):
+    wheels, lock_path, first_output = vendored
+    assert "downloading 2 of 2" in first_output
+    lock = json.loads(lock_path.read_text())
+    assert lock["requirements"] == ["orjson", "numpy"]
+    assert sorted(w["name"] for w in lock["wheels"]) == ["numpy", "orjson"]
+    for w in lock["wheels"]:
+        assert build_bundle.sha256_of(wheels / w["filename"]) == w["sha256"]
+    assert json.loads((wheels / "wheels.lock.json").read_text()) == lock  # shipped with the wheels
+    assert build_bundle.check_dataset_metadata(json.loads((wheels / "dataset-metadata.json").read_text())) == []
+    stamps = {p.name: p.stat().st_mtime_ns for p in wheels.glob("*.whl")}
+    # pip pointed at nothing: any download or resolution would fail
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "build_bundle.py"), "--packages", "orjson", "numpy", "--native", "--wheels-dir",
+         str(wheels), "--lock", str(lock_path), "--wheels-only", "--owner", "alice"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env=clean_env(PIP_NO_INDEX="1", PIP_INDEX_URL="http://127.0.0.1:9/simple"),
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "using the lock" in again.stdout and "downloaded 0" in again.stdout
+    assert {p.name: p.stat().st_mtime_ns for p in wheels.glob("*.whl")} == stamps
+
+
+def test_a_fresh_venv_installs_the_vendored_wheels_offline(vendored, tmp_path):
+    wheels, _, _ = vendored
+    python = fresh_venv(tmp_path / "venv")
+    env = clean_env()
+    assert subprocess.run([python, "-c", "import numpy"], env=env, capture_output=True).returncode != 0
+    install = subprocess.run([python, "-m", "pip", "install", "--no-index", "--find-links", str(wheels),
+                              "orjson", "numpy"], env=env, capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stdout + install.stderr
+    check = subprocess.run([python, "-c", "import numpy, orjson; print(orjson.dumps(numpy.arange(3).tolist()).decode())"],
+                           env=env, capture_output=True, text=True)
+    assert check.stdout.strip() == "[0,1,2]", check.stderr
+
+
+def test_the_kernel_installs_the_wheels_it_finds_and_keeps_the_fallback_without_vllm(vendored, kernel_dir, tmp_path):
+    wheels, _, _ = vendored
+    python = fresh_venv(tmp_path / "venv")  # no numpy, orjson or vllm
+    input_dir, working, challenges = kaggle_layout(tmp_path)
+    shutil.copytree(wheels, input_dir / "arc-vllm-wheels")
+    done = run_kernel(python, kernel_file(kernel_dir), tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "install: 2 packages from" in done.stdout and "install: done" in done.stdout
+    assert "error: vllm do(es) not import" in done.stdout
+    raw = json.loads(challenges.read_text())
+    assert json.loads((working / "submission.json").read_text()) == kaggle_entry.fallback_submission(raw)
+    check = subprocess.run([python, "-c", "import numpy, orjson"], env=clean_env(), capture_output=True)
+    assert check.returncode == 0  # installed from the dataset, offline
+
+
+# ---------------------------------------------------------------- the built kernel through real vLLM
+
+RUN_QUICKLY = ["--", "--augmentations", "2", "--max-tokens", "8", "--cpu-kv-cache-gib", "1"]
+
+
+@pytest.mark.engine
+def test_the_built_kernel_runs_as_a_plain_script_and_writes_a_valid_submission(kernel_dir, tiny_model_dir, tmp_path):
+    input_dir, working, challenges = kaggle_layout(tmp_path, tiny_model_dir)
+    done = run_kernel(sys.executable, kernel_file(kernel_dir), tmp_path, *RUN_QUICKLY)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    package_root = done.stdout.split("package from ")[1].split(",")[0]
+    assert not Path(package_root).resolve().is_relative_to(ROOT) and not Path(package_root).exists()
+    assert f"model: {input_dir / 'tiny-qwen2'}" in done.stdout and "dtype bfloat16" in done.stdout
+    run_line = next(line for line in done.stdout.splitlines() if "] run: exit" in line)
+    assert "run: exit 0;" in run_line  # the tiny model's answers are noise: its submission may be the fallback
+    submission = json.loads((working / "submission.json").read_text())
+    assert validate_submission(load_challenges(challenges), submission) == []
+    assert submission == json.loads((working / "run" / "submission.json").read_text())
+    records = [json.loads(line) for line in (working / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert records and {r["task_id"] for r in records} == set(json.loads(challenges.read_text()))
+
+
+@pytest.mark.engine
+def test_a_model_that_does_not_load_leaves_the_fallback(kernel_dir, tiny_model_dir, tmp_path):
+    input_dir, working, challenges = kaggle_layout(tmp_path, tiny_model_dir)
+    (input_dir / "tiny-qwen2" / "model.safetensors").write_bytes(b"not a safetensors file")
+    done = run_kernel(sys.executable, kernel_file(kernel_dir), tmp_path, *RUN_QUICKLY)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_line = next(line for line in done.stdout.splitlines() if "] run: exit" in line)
+    assert "exit 0" not in run_line and "keeps the fallback" in run_line
+    submission = json.loads((working / "submission.json").read_text())
+    challenges_data = load_challenges(challenges)
+    assert validate_submission(challenges_data, submission) == []
+    assert submission == fallback_submission(challenges_data)
