@@ -7,7 +7,7 @@ Everything downstream (selection, metrics, reports) reads only this file.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -77,7 +77,8 @@ def unanswerable(task_id: str, test_index: int, augmentation: Augmentation, samp
 
 def append_predictions(path: Path, predictions: Iterable[Prediction]) -> int:
     """Append whole lines and flush them to disk; returns how many were written."""
-    lines = b"".join(orjson.dumps(asdict(p)) + b"\n" for p in predictions)
+    # orjson writes a dataclass's fields itself, ~50x faster than dumps(asdict(p)) (no deep copy)
+    lines = b"".join(orjson.dumps(p) + b"\n" for p in predictions)
     if not lines:
         return 0
     with open(path, "ab") as f:
