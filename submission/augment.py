@@ -19,6 +19,17 @@ IDENTITY_COLOURS = tuple(range(10))
 DIHEDRAL_NAMES = ("identity", "rot90", "rot180", "rot270", "flip", "flip+rot90", "flip+rot180", "flip+rot270")
 
 
+def _rot90(grid: np.ndarray, k: int) -> np.ndarray:
+    """np.rot90(grid, k) for k in 0-3 (counter-clockwise), as a view, without its per-call overhead."""
+    if k == 1:
+        return grid.T[::-1]
+    if k == 2:
+        return grid[::-1, ::-1]
+    if k == 3:
+        return grid.T[:, ::-1]
+    return grid
+
+
 @dataclass(frozen=True)
 class Augmentation:
     dihedral: int = 0
@@ -35,15 +46,20 @@ class Augmentation:
 
     # -- grids -------------------------------------------------------------------------------
     def apply_grid(self, grid: np.ndarray) -> np.ndarray:
-        out = np.asarray(self.colours, dtype=np.uint8)[grid]
+        if self.colours == IDENTITY_COLOURS:  # the 8 dihedral views: no lookup, just a copy
+            out = np.array(grid, dtype=np.uint8)
+        else:
+            out = np.asarray(self.colours, dtype=np.uint8)[grid]
         if self.dihedral >= 4:
-            out = np.fliplr(out)
-        return np.ascontiguousarray(np.rot90(out, self.dihedral % 4))
+            out = out[:, ::-1]  # np.fliplr
+        return np.ascontiguousarray(_rot90(out, self.dihedral % 4))
 
     def invert_grid(self, grid: np.ndarray) -> np.ndarray:
-        out = np.rot90(grid, -(self.dihedral % 4))
+        out = _rot90(np.asarray(grid), -(self.dihedral % 4) % 4)
         if self.dihedral >= 4:
-            out = np.fliplr(out)
+            out = out[:, ::-1]
+        if self.colours == IDENTITY_COLOURS:
+            return np.array(out, dtype=np.uint8)
         inverse = np.argsort(np.asarray(self.colours)).astype(np.uint8)
         return np.ascontiguousarray(inverse[out])
 
