@@ -139,6 +139,8 @@ def build_report(
     best_first: bool = False,
     title: str = "ARC run report",
 ) -> str:
+    if not solutions and sort_by in ("score", "pass_n"):
+        sort_by = "agreement"  # no solutions, no score: the least agreed-upon tasks first instead
     entries = sort_entries(task_entries(challenges, predictions, solutions, selector, judge_scores), sort_by,
                            best_first)
     summary = _summary(entries, selector, sort_by, bool(judge_scores))

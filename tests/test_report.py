@@ -107,6 +107,9 @@ def test_entries_hold_every_task_and_sort_worst_first(sample_challenges, sample_
     assert [e["id"] for e in sort_entries(entries, "score")][:1] == ["0c786b71"]
     assert [e["id"] for e in sort_entries(entries, "score", best_first=True)][-1] == "0c786b71"
     assert [e["id"] for e in sort_entries(entries, "task")] == sorted(by_id)
+    without_solutions = embedded_data(build_report(sample_challenges, preds))
+    assert without_solutions["summary"]["sort_by"] == "agreement" and without_solutions["summary"]["score"] is None
+    assert all(t["tests"][0]["truth"] is None for t in without_solutions["tasks"])
     judge_scores = {("e345f17b", 0): {tuple(map(tuple, truth.tolist())): {"d0": -1.0}}}
     judged = task_entries(sample_challenges, preds, sample_solutions, "judge", judge_scores)
     assert {e["id"]: e for e in judged}["e345f17b"]["score"] == 1.0  # shown attempts follow the chosen method
