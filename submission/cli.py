@@ -261,7 +261,7 @@ def cmd_evaluate(args) -> int:
     for problem in problems:
         log(f"solutions: {problem}")
     predictions = list(read_predictions(args.predictions))
-    methods = list(SELECTORS) if args.methods == ["all"] else args.methods
+    methods = list(SELECTORS) if "all" in args.methods else list(dict.fromkeys(args.methods))
     scores, judge_seconds = None, 0.0
     if any(uses_judge(m) for m in methods + [args.selector]):
         scores, result = judge_scores_for(args, challenges, predictions)
