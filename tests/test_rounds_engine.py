@@ -1,0 +1,138 @@
+"""Time budget, resume after SIGTERM/SIGKILL, data-parallel workers and start-up retry, through real vLLM."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, SAMPLE
+from submission.engine import EngineSettings, start_engine
+from submission.pipeline import RunSettings, plan_work, run
+from submission.predictions import read_predictions
+from submission.submit import validate_submission
+
+pytestmark = pytest.mark.engine
+
+
+def quiet(_):
+    pass
+
+
+def load(path):
+    return json.loads(path.read_text())
+
+
+def test_a_budget_too_small_for_all_rounds_ends_before_its_deadline(vllm_engine, tokenizer, sample_challenges,
+                                                                     tmp_path):
+    one_round = RunSettings(augmentations=8, max_tokens=32, time_budget=None)
+    timings = []
+    for attempt in range(2):  # the faster of two: the first may include warm-up
+        t0 = time.monotonic()
+        run(sample_challenges, vllm_engine, tokenizer, tmp_path / f"calibrate{attempt}", one_round, {}, log=quiet)
+        timings.append(time.monotonic() - t0)
+
+    budget = 1.5 * min(timings)  # half the time all three rounds would need
+    settings = RunSettings(augmentations=24, max_tokens=32, adaptive=False, time_budget=budget, reserve_seconds=0)
+    lines = []
+    t0 = time.monotonic()
+    record = run(sample_challenges, vllm_engine, tokenizer, tmp_path / "run", settings, {}, log=lines.append)
+    elapsed = time.monotonic() - t0
+    assert elapsed < budget + 15  # a generous margin: abort in flight, final selection and writes
+    assert record["status"] == "time budget reached", (timings, budget, elapsed, record["rounds"])
+    done = sum(r["prompts"] - r["unfinished"] for r in record["rounds"])
+    assert 80 <= done < 240 and record["predictions"] == done  # round 1 whole, not every round
+    assert any("cut by the time budget" in line or "skipped" in line for line in lines)
+    submission = load(tmp_path / "run" / "submission.json")
+    assert validate_submission(sample_challenges, submission) == []
+
+
+def _cli(out, *extra):
+    return [sys.executable, "-m", "submission", "run", "--challenges", str(SAMPLE / "challenges.json"),
+            "--model", str(out.parent / "model"), "--out", str(out), "--augmentations", "16", "--no-adaptive",
+            "--chunk-prompts", "8", "--max-tokens", "24", *extra]
+
+
+def _lines(path):
+    return sum(1 for _ in open(path, "rb")) if path.exists() else 0
+
+
+def _start_and_signal(command, predictions, at_least, sig, log_path):
+    with open(log_path, "w") as log:  # a file, not a pipe: vLLM's logging must never block on a full pipe
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 300
+        while _lines(predictions) < at_least and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        process.send_signal(sig)
+        process.wait(timeout=300)
+    return process.returncode, log_path.read_text()
+
+
+def test_sigterm_then_sigkill_then_resume_does_each_work_item_once(tiny_model_dir, sample_challenges, tmp_path):
+    (tmp_path / "model").symlink_to(tiny_model_dir)
+    out = tmp_path / "run"
+    predictions = out / "predictions.jsonl"
+    expected = {(i.task_id, i.test_index, str(i.augmentation), 0)
+                for i in plan_work(sample_challenges.tasks, RunSettings(augmentations=16))}
+    assert len(expected) == 160
+
+    code, output = _start_and_signal(_cli(out), predictions, 16, signal.SIGTERM, tmp_path / "term.log")
+    assert code == 3, output[-2000:]
+    assert output.count("SIGTERM received") == 1
+    assert load(out / "run.json")["status"] == "stopped by SIGTERM"
+    assert validate_submission(sample_challenges, load(out / "submission.json")) == []
+    after_term = _lines(predictions)
+
+    code, _ = _start_and_signal(_cli(out), predictions, after_term + 16, signal.SIGKILL, tmp_path / "kill.log")
+    assert code == -signal.SIGKILL
+    before_last = _lines(predictions)
+    assert after_term < before_last < 160
+
+    done = subprocess.run(_cli(out), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    record = load(out / "run.json")
+    assert record["status"] == "done"
+    assert record["resumed_predictions"] == before_last
+    assert record["prompts_sent"] == 160 - before_last  # nothing recorded was generated again
+    keys = [p.key for p in read_predictions(predictions)]
+    assert len(keys) == len(set(keys)) and set(keys) == expected
+    assert validate_submission(sample_challenges, load(out / "submission.json")) == []
+
+
+def test_two_workers_cover_the_same_work_items_as_one(vllm_engine, tokenizer, tiny_model_dir, sample_challenges,
+                                                      tmp_path):
+    settings = RunSettings(augmentations=8, max_tokens=16, time_budget=None)
+    run(sample_challenges, vllm_engine, tokenizer, tmp_path / "one", settings, {}, log=quiet)
+    one = [p.key for p in read_predictions(tmp_path / "one" / "predictions.jsonl")]
+
+    (tmp_path / "model").symlink_to(tiny_model_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "submission", "run", "--challenges", str(SAMPLE / "challenges.json"),
+         "--model", str(tmp_path / "model"), "--out", str(tmp_path / "two"), "--augmentations", "8",
+         "--max-tokens", "16", "--workers", "2", "--cpu-kv-cache-gib", "0.5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "2 workers ready" in done.stdout
+    two = [p.key for p in read_predictions(tmp_path / "two" / "predictions.jsonl")]
+    assert len(two) == len(set(two)) == len(one) == 80
+    assert set(two) == set(one)
+    record = load(tmp_path / "two" / "run.json")
+    assert record["engine"]["engine"] == "vllm-pool" and record["engine"]["workers"] == 2
+    assert validate_submission(sample_challenges, load(tmp_path / "two" / "submission.json")) == []
+
+
+def test_start_up_out_of_memory_is_retried_once_with_a_smaller_context(tiny_model_dir, monkeypatch):
+    monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+    lines = []
+    # 3 MiB of KV cache holds ~6000 tokens of the tiny model: not its 8192 context, but half of it
+    engine = start_engine(EngineSettings(str(tiny_model_dir), kv_cache_bytes=3 * 2**20), log=lines.append)
+    try:
+        assert engine.max_model_len == 4096
+        assert sum(line.startswith("engine: start-up failed") for line in lines) == 1
+        assert "retrying once with context 4096" in lines[0]
+    finally:
+        engine.close()
