@@ -62,12 +62,18 @@ def _lines(path):
 
 def _start_and_signal(command, predictions, at_least, sig, log_path):
     with open(log_path, "w") as log:  # a file, not a pipe: vLLM's logging must never block on a full pipe
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        # its own session, so a SIGKILL can take vLLM's engine processes down with it, as a killed
+        # kernel would; SIGTERM goes to the main process alone, which must shut down cleanly
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)
         deadline = time.monotonic() + 300
         while _lines(predictions) < at_least and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert process.poll() is None, "the run ended before it could be interrupted"
-        process.send_signal(sig)
+        if sig == signal.SIGKILL:
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.send_signal(sig)
         process.wait(timeout=300)
     return process.returncode, log_path.read_text()
 
