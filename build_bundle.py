@@ -511,7 +511,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--code-file", help="name of the kernel file (default: the template's)")
     m.add_argument("--competition", action="append", metavar="SLUG",
                    help="competition to attach, repeatable (default: the template's)")
-    m.add_argument("--wheels-dataset", help=f"owner/slug of the wheels dataset (default: OWNER/{DEFAULT_WHEELS_DATASET_SLUG})")
+    m.add_argument("--wheels-dataset",
+                   help=f"owner/slug of the wheels dataset (default: OWNER/{DEFAULT_WHEELS_DATASET_SLUG})")
     m.add_argument("--wheels-title", default=DEFAULT_WHEELS_TITLE, help="(default: %(default)s)")
     m.add_argument("--model-dataset", action="append", metavar="OWNER/SLUG",
                    help="dataset holding your model folder, repeatable (default: the template's)")

@@ -159,7 +159,8 @@ def submission_problems(raw_challenges: dict, submission: object) -> list[str]:
             for key in ("attempt_1", "attempt_2"):
                 if not isinstance(entry, dict) or not is_grid(entry.get(key)):
                     problems.append(f"task {task_id}: test[{i}].{key}: missing or not a grid")
-    problems += [f"task {task_id}: not in the challenges file" for task_id in submission if task_id not in raw_challenges]
+    problems += [f"task {task_id}: not in the challenges file"
+                 for task_id in submission if task_id not in raw_challenges]
     return problems
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -137,7 +138,8 @@ def test_the_dataset_metadata_checks():
 def test_the_committed_template_and_wheels_metadata_hold():
     template = json.loads((ROOT / "kernel-metadata.json").read_text())
     assert template["enable_internet"] is False and template["kernel_type"] == "script"
-    assert build_bundle.check_dataset_metadata(json.loads((ROOT / "wheels" / "dataset-metadata.json").read_text())) == []
+    wheels_meta = json.loads((ROOT / "wheels" / "dataset-metadata.json").read_text())
+    assert build_bundle.check_dataset_metadata(wheels_meta) == []
     lock = json.loads((ROOT / "wheels.lock.json").read_text())
     assert lock["requirements"] == [f"vllm=={build_bundle.DEFAULT_VLLM_VERSION}", "numpy", "orjson"]
     assert lock["target"]["python_version"] == build_bundle.DEFAULT_PYTHON_VERSION
@@ -246,6 +248,51 @@ def test_the_run_s_submission_replaces_the_fallback_only_when_valid_and_new(tmp_
     assert json.loads(target.read_text()) == better
 
 
+def test_the_fallback_is_on_disk_before_the_install_starts(tmp_path, monkeypatch):
+    input_dir, working, challenges = kaggle_layout(tmp_path)
+    (input_dir / "wheels").mkdir()
+    (input_dir / "wheels" / "vllm-0.19.1-cp38-abi3-manylinux_2_31_x86_64.whl").write_bytes(b"")
+    seen = []
+
+    def probe(python, modules=kaggle_entry.REQUIRED_MODULES):
+        seen.append(("probe", json.loads((working / "submission.json").read_text())))
+        return ["vllm"]
+
+    monkeypatch.setattr(kaggle_entry, "missing_modules", probe)
+    monkeypatch.setattr(kaggle_entry, "install_wheels", lambda folder, python: seen.append(("install", folder)))
+    code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working)])
+    fallback = kaggle_entry.fallback_submission(json.loads(challenges.read_text()))
+    assert code == 0
+    assert seen == [("probe", fallback), ("install", input_dir / "wheels"), ("probe", fallback)]
+    assert json.loads((working / "submission.json").read_text()) == fallback
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an exited process nobody has reaped yet)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_the_hard_stop_ends_the_run_and_its_children(tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    script = (f"import subprocess, sys, time, pathlib; "
+              f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+              f"pathlib.Path({str(pid_file)!r}).write_text(str(p.pid)); time.sleep(120)")
+    code = kaggle_entry.run_pipeline([sys.executable, "-c", script], clean_env(), hard_seconds=3)
+    assert code is None  # stopped, not finished
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):  # the signal went to the whole process group; poll, since exiting takes a moment
+        if not running(grandchild):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the run's child process survived the hard stop")
+    assert kaggle_entry.run_pipeline([sys.executable, "-c", "raise SystemExit(3)"], clean_env(), hard_seconds=30) == 3
+
+
 def test_without_challenges_the_kernel_says_so_and_fails(kernel_dir, tmp_path):
     (tmp_path / "input").mkdir()
     (tmp_path / "working").mkdir()
@@ -306,8 +353,8 @@ def test_a_fresh_venv_installs_the_vendored_wheels_offline(vendored, tmp_path):
     install = subprocess.run([python, "-m", "pip", "install", "--no-index", "--find-links", str(wheels),
                               "orjson", "numpy"], env=env, capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stdout + install.stderr
-    check = subprocess.run([python, "-c", "import numpy, orjson; print(orjson.dumps(numpy.arange(3).tolist()).decode())"],
-                           env=env, capture_output=True, text=True)
+    code = "import numpy, orjson; print(orjson.dumps(numpy.arange(3).tolist()).decode())"
+    check = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True)
     assert check.stdout.strip() == "[0,1,2]", check.stderr
 
 
