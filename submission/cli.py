@@ -88,6 +88,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     eng.add_argument("--cpu-kv-cache-gib", type=float, default=2,
                      help="KV cache on CPU, sets VLLM_CPU_KVCACHE_SPACE unless already set (default: %(default)s)")
     eng.add_argument("--enforce-eager", action="store_true", help="disable CUDA graphs (slower, less memory)")
+    eng.add_argument("--attention-backend", default="auto",
+                     help="vLLM attention backend; auto = vLLM's choice, but TRITON_ATTN on GPUs below compute "
+                          "capability 8.0 (T4), where some vLLM releases pick FlashInfer, which fails there")
 
     p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
                    help="how the two attempts are chosen from the predictions: " + _SELECTOR_HELP
@@ -112,9 +115,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     budget.add_argument("--settle-after", type=int, default=8, help="(default: %(default)s)")
     budget.add_argument("--chunk-prompts", type=int, default=1024,
                         help="prompts per engine call; predictions are saved after each (default: %(default)s)")
-    budget.add_argument("--workers", type=int, default=1,
-                        help="engine processes; 0 = one per GPU. Each takes a GPU (worker i: GPU i mod count); "
-                             "on CPU they share the cores (default: %(default)s)")
+    budget.add_argument("--workers", type=int, default=0,
+                        help="engine processes, each with a GPU of its own (worker i: GPU i mod count); "
+                             "0 = one per GPU found, one on CPU; on CPU, N > 1 share the cores (default: 0)")
     budget.add_argument("--fresh", action="store_true",
                         help="start over; by default a run folder with predictions.jsonl is resumed and "
                              "the work it records is skipped")
@@ -128,7 +131,7 @@ def cmd_run(args) -> int:
             load_solutions(args.solutions)
         except ChallengeFileError as exc:
             sys.exit(f"error: {exc}")
-    from .engine import EngineSettings, detect_device, start_engine
+    from .engine import EngineSettings, gpu_count, start_engine
     from .pipeline import ResumeError, RunSettings, check_resumable, run
     from .prompts import load_tokenizer
     from .submit import fallback_submission, write_json_atomic
@@ -143,7 +146,8 @@ def cmd_run(args) -> int:
             time_budget=args.time_budget or None, reserve_seconds=args.reserve_seconds,
             mode=args.mode, beam_width=args.beam_width, judge_views=args.judge_views, judge_top_k=args.judge_top_k,
         )
-        if args.workers != 1 and (settings.mode == "beam" or uses_judge(settings.selector)):
+        one_engine_only = settings.mode == "beam" or uses_judge(settings.selector)
+        if args.workers > 1 and one_engine_only:
             raise ValueError("beam mode and judge selectors run on one engine: use --workers 1")
         if not args.fresh:
             check_resumable(args.out, settings)
@@ -154,21 +158,23 @@ def cmd_run(args) -> int:
     engine_settings = EngineSettings(
         model=args.model, dtype=args.dtype, max_model_len=args.max_model_len,
         gpu_memory_utilization=args.gpu_memory_utilization, cpu_kv_cache_gib=args.cpu_kv_cache_gib,
-        enforce_eager=args.enforce_eager, seed=args.seed,
+        enforce_eager=args.enforce_eager, seed=args.seed, attention_backend=args.attention_backend,
     )
+    gpus = gpu_count()
+    workers = args.workers or max(gpus, 1)
+    if workers > 1 and one_engine_only:
+        log(f"run: {gpus} GPUs, but beam mode and judge selectors run on one engine: using one")
+        workers = 1
     submission_path = args.out / "submission.json"
     if not submission_path.exists():
         write_json_atomic(submission_path, fallback_submission(challenges))  # in case the engine never starts
     tokenizer = load_tokenizer(args.model)
     try:
-        if args.workers == 1:
+        if workers == 1:
             engine = start_engine(engine_settings, log=log)
         else:
             from .workers import EnginePool
 
-            device = detect_device()
-            gpus = len(device.names)
-            workers = args.workers or max(gpus, 1)
             engine = EnginePool(engine_settings, workers, gpus, log=log)
     except Exception as exc:
         log(f"run: the engine could not start ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}); "

@@ -7,6 +7,7 @@ a request is a tokenized prompt with its sampling settings. Test doubles impleme
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -68,6 +69,26 @@ class Device:
         return "bfloat16"
 
 
+def gpu_count() -> int:
+    """GPUs visible to this process, without creating a CUDA context here (worker processes
+    will each want a whole GPU's memory)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _attention_backend_kwargs(backend: str) -> dict:
+    """Ask for an attention backend the way the installed vLLM takes it."""
+    import dataclasses
+
+    from vllm.engine.arg_utils import EngineArgs
+
+    if "attention_backend" in {f.name for f in dataclasses.fields(EngineArgs)}:
+        return {"attention_backend": backend}
+    os.environ.setdefault("VLLM_ATTENTION_BACKEND", backend)  # older releases read only this
+    return {}
+
+
 def detect_device() -> Device:
     import torch
 
@@ -91,6 +112,9 @@ class EngineSettings:
     enforce_eager: bool = False
     seed: int = 0
     max_num_seqs: int | None = None  # vLLM's default unless set
+    # "auto": vLLM's choice, except TRITON_ATTN on GPUs below compute capability 8.0, where
+    # releases around 0.19 can pick FlashInfer, which does not run on a T4.
+    attention_backend: str = "auto"
     kv_cache_bytes: int | None = None  # overrides cpu_kv_cache_gib; on GPU, overrides the utilization share
 
 
@@ -168,6 +192,11 @@ class VllmEngine:
             extra["kv_cache_memory_bytes"] = settings.kv_cache_bytes or int(settings.cpu_kv_cache_gib * 2**30)
         elif settings.kv_cache_bytes:
             extra["kv_cache_memory_bytes"] = settings.kv_cache_bytes
+        backend = settings.attention_backend
+        if backend == "auto" and any(major < 8 for major, _ in self.device.capabilities):
+            backend = "TRITON_ATTN"
+        if backend != "auto":
+            extra.update(_attention_backend_kwargs(backend))
         started = time.perf_counter()
         self.llm = vllm.LLM(
             model=settings.model,

@@ -153,7 +153,7 @@ def prepare_requests(
             log(f"task {item.task_id}: test[{item.test_index}] view {item.augmentation}: unanswerable: {exc}")
             misses.extend(
                 unanswerable(item.task_id, item.test_index, item.augmentation, s, str(exc))
-                for s in range(settings.samples)
+                for s in range(settings.completions_per_prompt)
             )
             continue
         if prompt.examples_dropped:
@@ -305,8 +305,8 @@ def run(
             for number in range(1, total_rounds + 1):
                 round_start = time.monotonic()
                 by_test = group_by_test_input(predictions)
-                items = round_items(plans, done, by_test, number, settings.views_per_round, settings.samples,
-                                    settings.adaptive, settings.settle_after)
+                items = round_items(plans, done, by_test, number, settings.views_per_round,
+                                    settings.completions_per_prompt, settings.adaptive, settings.settle_after)
                 if not items:
                     continue
                 rate = generate_seconds / completions_done if completions_done else None
@@ -348,8 +348,7 @@ def run(
                 summary = {"round": number, "planned": planned, "prompts": len(ready), "new_predictions": new,
                            "unfinished": unfinished, "seconds": round(seconds, 2)}
                 rounds.append(summary)
-                eta = (sum(len(x) for x in plans.values()) - len({k[:3] for k in done})) * (
-                    generate_seconds / max(prompts_sent, 1))
+                eta = _eta_seconds(plans, done, generate_seconds / max(prompts_sent, 1))
                 log(f"round {number}/{total_rounds}: {len(ready)} of {planned} prompts, {new} predictions in "
                     f"{seconds:.1f}s" + (f", {left:.0f}s left" if left is not None else "")
                     + f", ETA of the remaining views {eta:.0f}s; submission.json updated")
@@ -366,11 +365,14 @@ def run(
             f"writing the submission from the {len(predictions)} predictions made so far")
 
     judge_scores, judge_record = None, None
-    if uses_judge(settings.selector):
-        with clock.stage("judge"):
-            judge_scores, judge_record = judge_for_run(
-                challenges, predictions, JudgeSettings.from_run(asdict(settings)), out_dir / JUDGE_CACHE, engine,
-                tokenizer, inputs.get("model"), log)
+    if uses_judge(settings.selector) and status in ("done", "time budget reached"):
+        try:
+            with clock.stage("judge"):
+                judge_scores, judge_record = judge_for_run(
+                    challenges, predictions, JudgeSettings.from_run(asdict(settings)), out_dir / JUDGE_CACHE,
+                    engine, tokenizer, inputs.get("model"), log)
+        except Exception as exc:  # the votes still make a submission
+            log(f"run: judging failed ({type(exc).__name__}: {exc}); selecting by votes alone")
     with clock.stage("select_and_evaluate"):
         metrics = finish(challenges, predictions, out_dir, settings.selector, solutions_path, log, judge_scores)
     parsed = sum(p.grid is not None for p in predictions)
@@ -388,6 +390,12 @@ def run(
     })
     write_json_atomic(out_dir / "run.json", record)
     return record
+
+
+def _eta_seconds(plans: dict[TestKey, list[Augmentation]], done: set, seconds_per_prompt: float) -> float:
+    """Time the views not generated yet would take at the throughput measured so far."""
+    views_done = len({key[:3] for key in done})  # (task, test, augmentation)
+    return (sum(len(plan) for plan in plans.values()) - views_done) * seconds_per_prompt
 
 
 def _record(path: Path, new: list[Prediction], predictions: list[Prediction], done: set) -> int:
