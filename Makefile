@@ -2,13 +2,14 @@
 # make test   : every test, the real-vLLM engine tests included (what CI runs)
 # make test-fast : the quick loop, without the real-engine tests
 # make bundle : the Kaggle kernel and its kernel-metadata.json in build/kernel (no wheel download)
+# make bench  : the benchmarks (bench/*.py, defaults) with the tiny model; figures in runs/bench/*.json
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TINY := models/tiny-qwen2
 
-.PHONY: setup demo test test-fast bundle clean
+.PHONY: setup demo test test-fast bundle bench clean
 
 $(STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,11 @@ test-fast: $(STAMP)
 
 bundle: $(STAMP)
 	$(PY) build_bundle.py --skip-wheels
+
+bench: $(TINY)/config.json
+	$(PY) bench/batching.py --out runs/bench/batching.json
+	$(PY) bench/overhead.py --out runs/bench/overhead.json
+	$(PY) bench/extras.py --out runs/bench/extras.json
 
 clean:
 	rm -rf runs build .pytest_cache

@@ -104,6 +104,9 @@ def main(argv=None) -> int:
             "speedup_vs_one_prompt_per_call": {
                 name: round(per_prompt / timer.median(name), 2) for name in WAYS
             },
+            "speedup_vs_one_prompt_per_call_fastest_runs": {
+                name: round(timer.best("one_prompt_per_call") / timer.best(name), 2) for name in WAYS
+            },
         })
         print(f"\nmedian of {args.repeats}: one prompt per call {per_prompt:.2f} s, one task per call "
               f"{timer.median('one_task_per_call'):.2f} s, all in one call {all_in_one:.2f} s")

@@ -144,8 +144,13 @@ class Timer:
     def median(self, name: str) -> float:
         return statistics.median(self.runs[name])
 
+    def best(self, name: str) -> float:
+        """The fastest run: the least disturbed by other work on the machine."""
+        return min(self.runs[name])
+
     def summary(self) -> dict:
-        return {name: {"median_s": round(self.median(name), 4), "runs_s": [round(s, 4) for s in runs]}
+        return {name: {"median_s": round(self.median(name), 4), "min_s": round(self.best(name), 4),
+                       "runs_s": [round(s, 4) for s in runs]}
                 for name, runs in self.runs.items()}
 
 
