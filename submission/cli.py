@@ -34,6 +34,16 @@ def _load_challenges_or_exit(path: Path):
     return challenges
 
 
+def _load_solutions_or_exit(path: Path):
+    try:
+        solutions, problems = load_solutions(path)
+    except ChallengeFileError as exc:
+        sys.exit(f"error: {exc}")
+    for problem in problems:
+        log(f"solutions: {problem}")
+    return solutions
+
+
 def _existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -127,10 +137,7 @@ def cmd_run(args) -> int:
     started = time.monotonic()  # the time budget counts engine start-up too
     challenges = _load_challenges_or_exit(args.challenges)  # before the model: bad files fail fast
     if args.solutions:
-        try:
-            load_solutions(args.solutions)
-        except ChallengeFileError as exc:
-            sys.exit(f"error: {exc}")
+        _load_solutions_or_exit(args.solutions)
     from .engine import EngineSettings, gpu_count, start_engine
     from .pipeline import ResumeError, RunSettings, check_resumable, run
     from .prompts import load_tokenizer
@@ -260,12 +267,7 @@ def cmd_evaluate(args) -> int:
     from .submit import build_submission
 
     challenges = _load_challenges_or_exit(args.challenges)
-    try:
-        solutions, problems = load_solutions(args.solutions)
-    except ChallengeFileError as exc:
-        sys.exit(f"error: {exc}")
-    for problem in problems:
-        log(f"solutions: {problem}")
+    solutions = _load_solutions_or_exit(args.solutions)
     predictions = list(read_predictions(args.predictions))
     methods = list(SELECTORS) if "all" in args.methods else list(dict.fromkeys(args.methods))
     scores, judge_seconds = None, 0.0
@@ -301,14 +303,7 @@ def cmd_report(args) -> int:
     from .report import build_report, write_text_atomic
 
     challenges = _load_challenges_or_exit(args.challenges)
-    solutions = None
-    if args.solutions:
-        try:
-            solutions, problems = load_solutions(args.solutions)
-        except ChallengeFileError as exc:
-            sys.exit(f"error: {exc}")
-        for problem in problems:
-            log(f"solutions: {problem}")
+    solutions = _load_solutions_or_exit(args.solutions) if args.solutions else None
     predictions = list(read_predictions(args.predictions))
     from .judge import CACHE_NAME
 

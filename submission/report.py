@@ -10,8 +10,6 @@ the chosen selection method with their votes, mean log-prob per token and judge 
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -21,7 +19,7 @@ import orjson
 from .metrics import evaluate
 from .predictions import Prediction
 from .select import JudgeScores, TestKey, as_grid, candidates, get_selector, group_by_test_input, judge_totals
-from .submit import build_submission
+from .submit import build_submission, write_bytes_atomic
 from .tasks import Challenges
 
 SORT_KEYS = ("score", "pass_n", "agreement", "parsed", "task")
@@ -170,17 +168,7 @@ def build_report(
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would keep a report from whoever it is shared with
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 _TEMPLATE = """<!DOCTYPE html>

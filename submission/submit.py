@@ -58,20 +58,25 @@ def fallback_submission(challenges: Challenges) -> dict[str, list[dict]]:
     return build_submission(challenges, [], lambda _: [])
 
 
-def write_json_atomic(path: Path, data: object) -> None:
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temporary file beside it, then rename: readers see the old or the new file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from whoever it is shared with
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    write_bytes_atomic(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
 
 
 def validate_submission(challenges: Challenges, submission: object) -> list[str]:
