@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from dataclasses import replace
@@ -29,7 +30,8 @@ from common import (SAMPLE_CHALLENGES, Timer, add_common_arguments, add_engine_a
                     forget_cached_prompts, load_tasks, machine, rotations, start)
 
 from submission.augment import Augmentation
-from submission.judge import JudgeSettings, run_judge
+from submission.engine import GenerationRequest
+from submission.judge import JudgeSettings, needed_keys, run_judge, score_request
 from submission.pipeline import RunSettings, plan_work, prepare_requests
 from submission.predictions import Prediction
 from submission.prompts import load_tokenizer
@@ -124,6 +126,11 @@ def judge_part(args, engine, tokenizer, challenges, solutions) -> dict:
     ready, _ = prepare_requests(challenges.tasks, plan_work(challenges.tasks, generation), tokenizer,
                                 engine.max_model_len, generation, log=lambda _: None)
     greedy = [replace(r, max_tokens=args.max_tokens) for _, r in ready]
+    # The judge's prompts (view prompt + candidate) as plain one-token generations: their prefill
+    # without the prompt log-probs, to show which part of the judge's time is which.
+    scored = [score_request(tokenizer, challenges.tasks[k.task_id], k, judge_settings, engine.max_model_len)
+              for k in needed_keys(challenges, predictions, judge_settings)]
+    prefills = [GenerationRequest(r.prompt_token_ids + r.continuation_token_ids, 1) for r in scored]
     results = []
 
     def judge():
@@ -132,7 +139,8 @@ def judge_part(args, engine, tokenizer, challenges, solutions) -> dict:
                                engine, tokenizer, str(args.model), log=lambda _: None)
         results.append(result)
 
-    ways = {"judge": judge, f"greedy_generation_{args.views}_views": lambda: engine.generate(greedy)}
+    ways = {"judge": judge, "judge_prompts_prefill_only": lambda: engine.generate(prefills),
+            f"greedy_generation_{args.views}_views": lambda: engine.generate(greedy)}
     print(f"judge part: {len(predictions)} candidates ({len(predictions) / max(1, len(ready) // args.views):.1f} "
           f"per test input) x {args.judge_views} views; reference: greedy generation of {len(greedy)} prompts")
     timer = Timer()
@@ -142,14 +150,16 @@ def judge_part(args, engine, tokenizer, challenges, solutions) -> dict:
             timer.time(name, ways[name])
             print(f"repeat {r}: {name:>28}: {timer.runs[name][-1]:8.2f} s")
     scores = results[0].computed
-    engine_s = sorted(r.engine_seconds for r in results)[len(results) // 2]
+    engine_s = statistics.median(r.engine_seconds for r in results)
     total_s = timer.median("judge")
     generation_s = timer.median(f"greedy_generation_{args.views}_views")
     candidates = len(predictions)
+    prefill_s = timer.median("judge_prompts_prefill_only")
     print(f"judge: {scores} (candidate, view) scores in {total_s:.2f} s ({engine_s:.2f} s in the engine): "
           f"{1e3 * total_s / scores:.1f} ms per score, {1e3 * total_s / candidates:.1f} ms per candidate "
           f"({args.judge_views} views), {total_s / args.judge_views:.2f} s per view (all candidates); "
-          f"{total_s / generation_s:.2f}x the greedy generation of the {args.views} views")
+          f"{total_s / generation_s:.2f}x the greedy generation of the {args.views} views; the same prompts "
+          f"prefilled without log-probs: {prefill_s:.2f} s")
     return {
         "candidates": candidates, "views": args.judge_views, "top_k": args.judge_top_k, "scores": scores,
         "unscorable": results[0].unscorable,
@@ -159,6 +169,9 @@ def judge_part(args, engine, tokenizer, challenges, solutions) -> dict:
         "ms_per_candidate": round(1e3 * total_s / candidates, 2),
         "seconds_per_view": round(total_s / args.judge_views, 4),
         "judge_over_greedy_generation": round(total_s / generation_s, 3),
+        "judge_over_prefill_only": round(total_s / prefill_s, 3),
+        "score_prompt_tokens_mean": round(sum(len(r.prompt_token_ids) + len(r.continuation_token_ids)
+                                              for r in scored) / max(1, len(scored))),
         "generation_prompts": len(greedy),
     }
 
