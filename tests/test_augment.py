@@ -4,7 +4,6 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from submission.augment import Augmentation, plan_augmentations
-from submission.tasks import load_challenges
 
 grids = st.tuples(st.integers(1, 30), st.integers(1, 30)).flatmap(
     lambda shape: arrays(np.uint8, shape, elements=st.integers(0, 9))

@@ -53,7 +53,6 @@ def test_engine_that_raises_on_its_second_call_leaves_a_full_submission(sample_c
 
 def test_resume_skips_recorded_work_and_completes_the_plan(sample_challenges, sample_solutions, tokenizer, tmp_path):
     settings = RunSettings(augmentations=16, adaptive=False)
-    FailingEngine(sample_challenges, sample_solutions, tokenizer, settings)  # noqa: just to be sure it builds
     first = FailingEngine(sample_challenges, sample_solutions, tokenizer, settings)
     run(sample_challenges, first, tokenizer, tmp_path, settings, {}, log=quiet)
     second = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
