@@ -139,3 +139,19 @@ def test_fuzz_parsing_unaugmenting_and_selection_never_raise(sample_challenges, 
     for name in SELECTORS:
         submission = build_submission(sample_challenges, predictions, get_selector(name))
         assert validate_submission(sample_challenges, submission) == []
+
+
+def test_raising_augmentations_on_a_finished_run_adds_only_the_new_views(sample_challenges, sample_solutions,
+                                                                         tokenizer, tmp_path):
+    from submission.augment import plan_augmentations
+
+    task = sample_challenges.tasks["e345f17b"]
+    assert plan_augmentations(task, 1, 24, seed=3)[:12] == plan_augmentations(task, 1, 12, seed=3)  # prefix-stable
+    small, large = RunSettings(augmentations=8), RunSettings(augmentations=16, adaptive=False)
+    run(sample_challenges, OracleEngine(sample_challenges, sample_solutions, tokenizer, small), tokenizer,
+        tmp_path, small, {}, log=quiet)
+    more = OracleEngine(sample_challenges, sample_solutions, tokenizer, large)
+    record = run(sample_challenges, more, tokenizer, tmp_path, large, {}, log=quiet)
+    assert more.calls == [80] and record["resumed_predictions"] == 80
+    keys = [p.key for p in read_predictions(tmp_path / "predictions.jsonl")]
+    assert len(keys) == len(set(keys)) == 160
