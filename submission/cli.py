@@ -175,7 +175,7 @@ def cmd_run(args) -> int:
     submission_path = args.out / "submission.json"
     if not submission_path.exists():
         write_json_atomic(submission_path, fallback_submission(challenges))  # in case the engine never starts
-    tokenizer = load_tokenizer(args.model)
+    tokenizer = load_tokenizer(args.model, log=log)
     try:
         if workers == 1:
             engine = start_engine(engine_settings, log=log)
@@ -235,7 +235,7 @@ def judge_scores_for(args, challenges, predictions):
 
         engine = start_engine(EngineSettings(model=args.model, max_model_len=args.max_model_len), log=log)
         try:
-            result = run_judge(challenges, predictions, settings, cache, engine, load_tokenizer(args.model),
+            result = run_judge(challenges, predictions, settings, cache, engine, load_tokenizer(args.model, log=log),
                                model=str(args.model), log=log)
         finally:
             engine.close()

@@ -387,6 +387,7 @@ def run(
         "seconds": round(time.monotonic() - started, 2),
         "score": metrics["overall"]["score"] if metrics else None,
         "judge": judge_record,
+        "prompt_tokens": tokenizer.describe() if hasattr(tokenizer, "describe") else None,
     })
     write_json_atomic(out_dir / "run.json", record)
     return record

@@ -148,7 +148,10 @@ def answer_token_budget(tokenizer, encoder, task: Task, margin: int = 8) -> int:
     return len(tokenizer.encode(largest, add_special_tokens=False)) + margin
 
 
-def load_tokenizer(model_dir: str):
+def load_tokenizer(model_dir: str, log=print):
+    """The model's tokenizer, with the fast exact prompt encoding of prompt_tokens."""
     from transformers import AutoTokenizer  # heavy import, only where a tokenizer is needed
 
-    return AutoTokenizer.from_pretrained(model_dir)
+    from .prompt_tokens import PromptTokenizer
+
+    return PromptTokenizer(AutoTokenizer.from_pretrained(model_dir), log=log)
