@@ -31,6 +31,7 @@ from submission.encoders import get_encoder
 from submission.engine import Completion
 from submission.pipeline import RunSettings, generate_predictions, plan_work, prepare_requests, run
 from submission.predictions import append_predictions, read_predictions
+from submission.prompt_tokens import PromptTokenizer
 from submission.prompts import get_template, load_tokenizer, render
 from submission.select import get_selector
 from submission.submit import build_submission, write_json_atomic
@@ -179,8 +180,14 @@ class StageClock:
         self._mark = (wall, cpu)
 
 
+def fresh(tokenizer) -> PromptTokenizer:
+    """What load_tokenizer gives a run, with an empty piece cache (as a run starts)."""
+    return PromptTokenizer(getattr(tokenizer, "tokenizer", tokenizer))
+
+
 def cpu_stages(challenges, tokenizer, settings: RunSettings, max_model_len: int, folder: Path) -> dict:
     """Seconds of each stage of one pass, chained the way run() chains them, with an instant engine."""
+    tokenizer = fresh(tokenizer)
     engine = InstantEngine(challenges, settings.encoder, max_model_len)
     dropped = []
     clock = StageClock()
@@ -220,8 +227,9 @@ def cpu_cost(challenges, tokenizer, max_model_len: int, views: int, repeats: int
     for _ in range(repeats):  # the same work through run() itself: every file it writes included
         with tempfile.TemporaryDirectory() as folder:
             engine = InstantEngine(challenges, settings.encoder, max_model_len)
+            run_tokenizer = fresh(tokenizer)
             t, c = time.perf_counter(), time.process_time()
-            record = run(challenges, engine, tokenizer, Path(folder), settings, {"bench": "cpu"}, log=quiet)
+            record = run(challenges, engine, run_tokenizer, Path(folder), settings, {"bench": "cpu"}, log=quiet)
             whole_wall.append(time.perf_counter() - t)
             whole_cpu.append(time.process_time() - c)
             assert record["predictions"] == n, "run() and the stage-by-stage pass disagree"
@@ -241,22 +249,30 @@ def cpu_cost(challenges, tokenizer, max_model_len: int, views: int, repeats: int
 
 def render_vs_tokenize(challenges, tokenizer, settings: RunSettings) -> dict:
     """Where render_and_tokenize goes: every planned prompt (all train examples) rendered, then
-    tokenized one by one as build_prompt does."""
+    tokenized one by one as build_prompt does, by the pipeline's PromptTokenizer (from an empty
+    cache, with its checks) and by the Hugging Face tokenizer's own encode; the ids must agree."""
     encoder, template = get_encoder(settings.encoder), get_template(settings.template)
     items = plan_work(challenges.tasks, settings)
+    plain, fast = getattr(tokenizer, "tokenizer", tokenizer), fresh(tokenizer)
     clock = StageClock()
-    texts = [render(tokenizer, template, encoder, item.augmentation.apply_task(challenges.tasks[item.task_id]),
+    texts = [render(plain, template, encoder, item.augmentation.apply_task(challenges.tasks[item.task_id]),
                     item.test_index, len(challenges.tasks[item.task_id].train)) for item in items]
     clock.lap("render")
-    for text in texts:
-        tokenizer.encode(text, add_special_tokens=False)
+    fast_ids = [fast.encode(text) for text in texts]
     clock.lap("tokenize")
+    plain_ids = [plain.encode(text, add_special_tokens=False) for text in texts]
+    clock.lap("tokenize_without_prompt_tokens")
+    if fast_ids != plain_ids:
+        raise SystemExit("PromptTokenizer and the tokenizer disagree: the fast path is wrong")
     n, chars = len(items), sum(map(len, texts))
     return {
         "prompt_chars_mean": round(chars / n),
         "cpu_us_per_prompt": {k: round(1e6 * v / n, 1) for k, v in clock.cpu.items()},
         "wall_us_per_prompt": {k: round(1e6 * v / n, 1) for k, v in clock.wall.items()},
         "tokenize_cpu_us_per_1000_chars": round(1e9 * clock.cpu["tokenize"] / chars, 1),
+        "tokenize_without_prompt_tokens_cpu_us_per_1000_chars":
+            round(1e9 * clock.cpu["tokenize_without_prompt_tokens"] / chars, 1),
+        "prompt_tokens": fast.describe(),
     }
 
 
@@ -281,7 +297,7 @@ def cpu_part(args, tiny_tokenizer) -> dict:
             t = time.perf_counter()
             qwen = build_qwen_like_tokenizer(training_texts(challenges, tiny_tokenizer, settings.encoder,
                                                             settings.template), tiny_tokenizer.chat_template)
-            tokenizers[name] = (qwen, {"kind": "Qwen2-style byte-level BPE (Qwen2 regex, NFC), merges trained here "
+            tokenizers[name] = (PromptTokenizer(qwen), {"kind": "Qwen2-style byte-level BPE (Qwen2 regex, NFC), merges trained here "
                                                "on the file's prompts", "merges": merges_count(qwen),
                                        "build_seconds": round(time.perf_counter() - t, 1)})
         else:
@@ -299,7 +315,8 @@ def cpu_part(args, tiny_tokenizer) -> dict:
         split = figures["render_vs_tokenize"]
         print(f"    of which, per prompt of {split['prompt_chars_mean']} chars (CPU us): "
               + ", ".join(f"{k} {v:.0f}" for k, v in split["cpu_us_per_prompt"].items())
-              + f"; {split['tokenize_cpu_us_per_1000_chars']:.0f} us per 1000 chars tokenized")
+              + f"; {split['tokenize_cpu_us_per_1000_chars']:.0f} us per 1000 chars tokenized "
+              f"({split['tokenize_without_prompt_tokens_cpu_us_per_1000_chars']:.0f} by the tokenizer's own encode)")
     return {"challenges": str(path), "tasks": len(challenges.tasks),
             "test_inputs": sum(len(t.test_inputs) for t in challenges.tasks.values()), "views": args.views,
             "max_model_len": args.max_model_len, "repeats": args.repeats, "by_tokenizer": results}
