@@ -148,6 +148,11 @@ class Timer:
         """The fastest run: the least disturbed by other work on the machine."""
         return min(self.runs[name])
 
+    def paired_ratio(self, name: str, baseline: str) -> float:
+        """Median over repeats of name / baseline within the same repeat: the two ran back to back,
+        so slow drifts in the machine's load cancel out of each ratio."""
+        return statistics.median(a / b for a, b in zip(self.runs[name], self.runs[baseline]))
+
     def summary(self) -> dict:
         return {name: {"median_s": round(self.median(name), 4), "min_s": round(self.best(name), 4),
                        "runs_s": [round(s, 4) for s in runs]}
