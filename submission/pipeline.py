@@ -291,70 +291,15 @@ def run(
     if predictions:
         log(f"resume: {len(predictions)} predictions already in {predictions_path}; their work is skipped")
 
-    clock = StageClock()
-    plans = plan_views(challenges.tasks, settings)
-    done = {p.key for p in predictions}
-    budgets: dict[str, int] = {}
-    rounds: list[dict] = []
-    prompts_sent = completions_done = 0
-    generate_seconds = 0.0
+    job = _Job(challenges, engine, tokenizer, settings, out_dir, deadline, log, predictions,
+               plan_views(challenges.tasks, settings))
     status = "done"
     total_rounds = rounds_needed(settings.augmentations, settings.views_per_round)
     try:
         with sigterm_raises():
             for number in range(1, total_rounds + 1):
-                round_start = time.monotonic()
-                by_test = group_by_test_input(predictions)
-                items = round_items(plans, done, by_test, number, settings.views_per_round,
-                                    settings.completions_per_prompt, settings.adaptive, settings.settle_after)
-                if not items:
-                    continue
-                rate = generate_seconds / completions_done if completions_done else None
-                left = deadline.left() if deadline else float("inf")
-                planned = len(items)
-                items = fit_to_time(items, settings.completions_per_prompt, rate, left)
-                if not items or left <= 0:
+                if job.round(number, total_rounds):
                     status = "time budget reached"
-                    log(f"round {number}: skipped, {max(left, 0):.0f}s left is not enough for its "
-                        f"{planned} prompts")
-                    break
-                with clock.stage("prompts"):
-                    ready, misses = prepare_requests(challenges.tasks, items, tokenizer, engine.max_model_len,
-                                                     settings, log, budgets)
-                new = _record(predictions_path, misses, predictions, done)
-                unfinished = 0
-                for start in range(0, len(ready), settings.chunk_prompts):
-                    chunk = ready[start : start + settings.chunk_prompts]
-                    if deadline and deadline.left() <= 0:
-                        unfinished += len(ready) - start
-                        break
-                    t0 = time.monotonic()
-                    with clock.stage("generate"):
-                        made, lost = generate_predictions(engine, chunk, settings,
-                                                          deadline.generation_ends() if deadline else None)
-                    generate_seconds += time.monotonic() - t0
-                    prompts_sent += len(chunk)
-                    completions_done += len(made)
-                    with clock.stage("record"):
-                        new += _record(predictions_path, made, predictions, done)
-                    unfinished += lost
-                    if lost:
-                        break
-                with clock.stage("select"):
-                    write_json_atomic(out_dir / "submission.json",
-                                      build_submission(challenges, predictions, get_selector(settings.selector)))
-                seconds = time.monotonic() - round_start
-                left = deadline.left() if deadline else None
-                summary = {"round": number, "planned": planned, "prompts": len(ready), "new_predictions": new,
-                           "unfinished": unfinished, "seconds": round(seconds, 2)}
-                rounds.append(summary)
-                eta = _eta_seconds(plans, done, generate_seconds / max(prompts_sent, 1))
-                log(f"round {number}/{total_rounds}: {len(ready)} of {planned} prompts, {new} predictions in "
-                    f"{seconds:.1f}s" + (f", {left:.0f}s left" if left is not None else "")
-                    + f", ETA of the remaining views {eta:.0f}s; submission.json updated")
-                if unfinished or (planned > len(items)):
-                    status = "time budget reached"
-                    log(f"round {number}: cut by the time budget ({unfinished + planned - len(items)} prompts not done)")
                     break
     except Terminated:
         status = "stopped by SIGTERM"
@@ -364,6 +309,7 @@ def run(
         log(f"run: the engine failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
             f"writing the submission from the {len(predictions)} predictions made so far")
 
+    clock = job.clock
     judge_scores, judge_record = None, None
     if uses_judge(settings.selector) and status in ("done", "time budget reached"):
         try:
@@ -379,8 +325,8 @@ def run(
     log(f"predictions: {len(predictions)} in {predictions_path}, {parsed} parsed to a grid; status: {status}")
     record.update({
         "status": status,
-        "rounds": rounds,
-        "prompts_sent": prompts_sent,
+        "rounds": job.rounds,
+        "prompts_sent": job.speed.prompts,
         "predictions": len(predictions),
         "parsed": parsed,
         "stage_seconds": clock.seconds,
@@ -393,19 +339,126 @@ def run(
     return record
 
 
-def _eta_seconds(plans: dict[TestKey, list[Augmentation]], done: set, seconds_per_prompt: float) -> float:
-    """Time the views not generated yet would take at the throughput measured so far."""
-    views_done = len({key[:3] for key in done})  # (task, test, augmentation)
-    return (sum(len(plan) for plan in plans.values()) - views_done) * seconds_per_prompt
+@dataclass
+class Throughput:
+    """What generation has cost so far in this run: the base of time fitting and ETAs."""
+
+    prompts: int = 0
+    completions: int = 0
+    seconds: float = 0.0
+
+    def per_completion(self) -> float | None:
+        return self.seconds / self.completions if self.completions else None
+
+    def per_prompt(self) -> float:
+        return self.seconds / max(self.prompts, 1)
 
 
-def _record(path: Path, new: list[Prediction], predictions: list[Prediction], done: set) -> int:
-    """Append the predictions whose work item is not recorded yet; returns how many."""
-    fresh = [p for p in new if p.key not in done]
-    append_predictions(path, fresh)
-    predictions.extend(fresh)
-    done.update(p.key for p in fresh)
-    return len(fresh)
+# vLLM's beam search cannot be aborted, so beam mode sends smaller calls and checks the time
+# between them (its cost per call is per generated token, so small calls lose little).
+BEAM_CHUNK_PROMPTS = 64
+
+
+@dataclass
+class _Job:
+    """run()'s state across rounds; ``round`` is one round: plan, prompts, chunks, submission."""
+
+    challenges: Challenges
+    engine: Engine
+    tokenizer: object
+    settings: RunSettings
+    out_dir: Path
+    deadline: Deadline | None
+    log: object
+    predictions: list[Prediction]  # recorded so far, resumed ones included; grows as chunks land
+    plans: dict[TestKey, list[Augmentation]]
+    clock: StageClock = field(default_factory=StageClock)
+    budgets: dict[str, int] = field(default_factory=dict)  # answer tokens per task
+    speed: Throughput = field(default_factory=Throughput)
+    rounds: list[dict] = field(default_factory=list)  # summaries for run.json
+
+    def __post_init__(self):
+        self.done = {p.key for p in self.predictions}
+
+    def round(self, number: int, total: int) -> bool:
+        """Run round ``number``; True when the time budget cut it (no later round will fit)."""
+        settings, started = self.settings, time.monotonic()
+        items = round_items(self.plans, self.done, group_by_test_input(self.predictions), number,
+                            settings.views_per_round, settings.completions_per_prompt, settings.adaptive,
+                            settings.settle_after)
+        if not items:
+            return False
+        left = self.deadline.left() if self.deadline else float("inf")
+        planned = len(items)
+        items = fit_to_time(items, settings.completions_per_prompt, self.speed.per_completion(), left)
+        if not items or left <= 0:
+            self.log(f"round {number}: skipped, {max(left, 0):.0f}s left is not enough for its {planned} prompts")
+            return True
+        prompts, new, unfinished = self._generate(items)
+        with self.clock.stage("select"):
+            write_json_atomic(self.out_dir / "submission.json",
+                              build_submission(self.challenges, self.predictions, get_selector(settings.selector)))
+        seconds = time.monotonic() - started
+        self.rounds.append({"round": number, "planned": planned, "prompts": prompts, "new_predictions": new,
+                            "unfinished": unfinished, "seconds": round(seconds, 2)})
+        left = self.deadline.left() if self.deadline else None
+        self.log(f"round {number}/{total}: {prompts} of {planned} prompts, {new} predictions in {seconds:.1f}s"
+                 + (f", {left:.0f}s left" if left is not None else "")
+                 + f", ETA of the remaining views {self._eta_seconds():.0f}s; submission.json updated")
+        if unfinished or planned > len(items):
+            self.log(f"round {number}: cut by the time budget ({unfinished + planned - len(items)} prompts not done)")
+            return True
+        return False
+
+    def _generate(self, items: list[WorkItem]) -> tuple[int, int, int]:
+        """Prompts for ``items`` sent in chunks, each chunk's predictions appended as it lands;
+        returns (prompts built, new predictions, prompts not generated)."""
+        settings = self.settings
+        with self.clock.stage("prompts"):
+            ready, misses = prepare_requests(self.challenges.tasks, items, self.tokenizer, self.engine.max_model_len,
+                                             settings, self.log, self.budgets)
+        new = self._record(misses)
+        size = min(settings.chunk_prompts, BEAM_CHUNK_PROMPTS) if settings.mode == "beam" else settings.chunk_prompts
+        for start in range(0, len(ready), size):
+            chunk = ready[start : start + size]
+            if not self._fits(chunk):
+                return len(ready), new, len(ready) - start
+            t0 = time.monotonic()
+            with self.clock.stage("generate"):
+                made, lost = generate_predictions(self.engine, chunk, settings,
+                                                  self.deadline.generation_ends() if self.deadline else None)
+            self.speed.prompts += len(chunk)
+            self.speed.completions += len(made)
+            self.speed.seconds += time.monotonic() - t0
+            with self.clock.stage("record"):
+                new += self._record(made)
+            if lost:  # aborted at the deadline, or lost with a worker: the rest waits for a later run
+                return len(ready), new, lost + len(ready) - start - len(chunk)
+        return len(ready), new, 0
+
+    def _fits(self, chunk: list) -> bool:
+        """Whether to send the next chunk: time is left, and in beam mode (which cannot be
+        aborted) the throughput so far says the chunk ends in time."""
+        if self.deadline is None:
+            return True
+        left = self.deadline.left()
+        rate = self.speed.per_completion()
+        if self.settings.mode == "beam" and rate is not None:
+            return rate * len(chunk) * self.settings.completions_per_prompt <= left
+        return left > 0
+
+    def _record(self, new: list[Prediction]) -> int:
+        """Append the predictions whose work item is not recorded yet; returns how many."""
+        fresh = [p for p in new if p.key not in self.done]
+        append_predictions(self.out_dir / "predictions.jsonl", fresh)
+        self.predictions.extend(fresh)
+        self.done.update(p.key for p in fresh)
+        return len(fresh)
+
+    def _eta_seconds(self) -> float:
+        """Time the views not generated yet would take at the throughput measured so far."""
+        views_done = len({key[:3] for key in self.done})  # (task, test, augmentation)
+        return (sum(len(plan) for plan in self.plans.values()) - views_done) * self.speed.per_prompt()
 
 
 def reselect(challenges: Challenges, predictions_path: Path, out_dir: Path, selector: str,

@@ -6,6 +6,8 @@ path through real vLLM is tested separately on the tiny model.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from submission.encoders import get_encoder
@@ -64,3 +66,20 @@ class ScriptedEngine:
 
     def describe(self):
         return {"engine": "scripted"}
+
+
+class SlowBeamEngine(ScriptedEngine):
+    """Beam search that takes ``seconds_per_prompt`` per prompt and cannot be interrupted, as
+    vLLM's; it notes when each call started and ended (time.monotonic())."""
+
+    def __init__(self, completions: list[Completion], seconds_per_prompt: float = 0.0, max_model_len=8192):
+        super().__init__(completions, max_model_len)
+        self.seconds_per_prompt = seconds_per_prompt
+        self.spans = []
+
+    def beam_search(self, requests, beam_width):
+        start = time.monotonic()
+        self.calls.append(len(requests))
+        time.sleep(self.seconds_per_prompt * len(requests))
+        self.spans.append((start, time.monotonic()))
+        return [[self.completions[b % len(self.completions)] for b in range(beam_width)] for _ in requests]

@@ -1,6 +1,7 @@
 """Rounds, resume and faults with engine doubles; the real-vLLM versions are in test_rounds_engine.py."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -8,17 +9,16 @@ from hypothesis import given, settings as hsettings
 from hypothesis import strategies as st
 
 from conftest import SAMPLE
-from doubles import OracleEngine, ScriptedEngine
+from doubles import OracleEngine, ScriptedEngine, SlowBeamEngine
 from submission.augment import Augmentation
 from submission.encoders import ENCODERS
-from submission.engine import Completion
-from submission.pipeline import RunSettings, run
+from submission.engine import Completion, GenerationRequest
+from submission.pipeline import BEAM_CHUNK_PROMPTS, RunSettings, run
 from submission.predictions import Prediction, read_predictions, to_prediction
 from submission.rounds import Deadline, WorkItem, fit_to_time, round_items, settled
 from submission.select import SELECTORS, get_selector
 from submission.submit import build_submission, validate_submission
 from submission.workers import share_out
-from submission.engine import GenerationRequest
 
 
 def quiet(_):
@@ -155,3 +155,30 @@ def test_raising_augmentations_on_a_finished_run_adds_only_the_new_views(sample_
     assert more.calls == [80] and record["resumed_predictions"] == 80
     keys = [p.key for p in read_predictions(tmp_path / "predictions.jsonl")]
     assert len(keys) == len(set(keys)) == 160
+
+
+BEAM_ANSWER = Completion(" shape: 1x1\n1 5\n", 8, -1.0, "stop")
+
+
+def test_beam_mode_sends_calls_of_at_most_beam_chunk_prompts(sample_challenges, tokenizer, tmp_path):
+    engine = SlowBeamEngine([BEAM_ANSWER])
+    settings = RunSettings(mode="beam", beam_width=3, time_budget=None)
+    record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=quiet)
+    assert BEAM_CHUNK_PROMPTS == 64 and engine.calls == [64, 16]
+    assert record["status"] == "done" and record["predictions"] == 80 * 3
+
+
+def test_beam_mode_starts_no_call_that_the_measured_speed_says_will_overrun(sample_challenges, tokenizer, tmp_path):
+    # 8 prompts per call at 25 ms each: 0.2 s per call, which cannot be aborted. Of a 0.9 s
+    # budget, 4 calls fit; a fifth would start with ~0.1 s left and end past the budget.
+    engine = SlowBeamEngine([BEAM_ANSWER], seconds_per_prompt=0.025)
+    settings = RunSettings(mode="beam", beam_width=2, chunk_prompts=8, time_budget=0.9, reserve_seconds=0)
+    lines = []
+    started = time.monotonic()
+    record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=lines.append, started=started)
+    assert record["status"] == "time budget reached"
+    assert set(engine.calls) == {8} and 2 <= len(engine.calls) < 10
+    assert engine.spans[-1][1] <= started + 0.9 + 0.05  # the last call ended (nearly) inside the budget
+    assert record["predictions"] == len(engine.calls) * 8 * 2 == len(list(read_predictions(tmp_path / "predictions.jsonl")))
+    assert record["rounds"][0]["unfinished"] == 80 - 8 * len(engine.calls)
+    assert any(line.startswith("round 1: cut by the time budget") for line in lines)
