@@ -79,13 +79,14 @@ class JudgeResult:
     computed: int = 0  # scored by the engine now
     missing: int = 0  # neither (no engine given)
     unscorable: int = 0  # the view's prompt cannot hold the candidate
+    skipped: int = 0  # not scored: they would not have finished before the deadline
     engine_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"judge: {self.needed} (candidate, view) scores needed: {self.cached} cached, {self.computed} "
                 f"computed in {self.engine_seconds:.1f}s engine time, {self.missing} missing, "
-                f"{self.unscorable} unscorable")
+                f"{self.unscorable} unscorable" + (f", {self.skipped} skipped for time" if self.skipped else ""))
 
 
 def judge_views(task: Task, test_index: int, settings: JudgeSettings) -> list[Augmentation]:
@@ -178,9 +179,17 @@ def run_judge(
     model: str | None = None,
     log=print,
     chunk: int = 4096,
+    deadline: float | None = None,
+    seconds_per_score: float | None = None,
+    first_chunk: int = 256,
 ) -> JudgeResult:
     """Scores of the top-K candidates under M views: from the cache, the rest from ``engine``
-    (batched, ``chunk`` requests per call, each chunk appended to the cache as it lands)."""
+    (batched, up to ``chunk`` requests per call, whole test inputs per call, each call's scores
+    appended to the cache as they land).
+
+    With a ``deadline`` (time.monotonic()), a call holds only the test inputs that the speed
+    measured so far (before the first call: ``seconds_per_score``, else a first call of at most
+    ``first_chunk``) says will be scored in time; the test inputs left out are chosen by votes."""
     keys = needed_keys(challenges, predictions, settings)
     cache = read_cache(cache_path, settings, model, log)
     result = JudgeResult({}, needed=len(keys))
@@ -202,8 +211,25 @@ def run_judge(
     append_cache(cache_path, unscorable)
     result.unscorable = len(unscorable)
     cache.update({_record_key(r): None for r in unscorable})
-    for start in range(0, len(ready), chunk):
-        part = ready[start : start + chunk]
+    groups = _by_test_input(ready)
+    while groups:
+        limit, rate = chunk, None
+        if deadline is not None:
+            rate = result.engine_seconds / result.computed if result.computed else seconds_per_score
+            limit = first_chunk if rate is None else min(chunk, int((deadline - time.monotonic()) / max(rate, 1e-9)))
+        take = size = 0
+        while take < len(groups) and size + len(groups[take]) <= limit:
+            size += len(groups[take])
+            take += 1
+        if take == 0:
+            if rate is not None:  # not even the next test input would be scored in time
+                result.skipped = sum(map(len, groups))
+                result.notes.append(f"time budget: {result.skipped} scores not computed; their test inputs "
+                                    "are chosen by votes")
+                break
+            take = 1  # a test input larger than a call goes alone
+        part = [item for group in groups[:take] for item in group]
+        groups = groups[take:]
         t0 = time.perf_counter()
         token_logprobs = engine.score([request for _, request in part])
         result.engine_seconds += time.perf_counter() - t0
@@ -219,14 +245,27 @@ def run_judge(
     return result
 
 
+def _by_test_input(ready: list[tuple[ScoreKey, ScoreRequest]]) -> list[list[tuple[ScoreKey, ScoreRequest]]]:
+    """Consecutive requests of the same test input (needed_keys keeps them together)."""
+    groups: list[list[tuple[ScoreKey, ScoreRequest]]] = []
+    for item in ready:
+        last = groups[-1][0][0] if groups else None
+        if last is not None and (last.task_id, last.test_index) == (item[0].task_id, item[0].test_index):
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
 def judge_for_run(
     challenges: Challenges, predictions: list[Prediction], settings: JudgeSettings, cache_path: Path, engine,
-    tokenizer, model: str | None, log=print,
+    tokenizer, model: str | None, log=print, deadline: float | None = None, seconds_per_score: float | None = None,
 ) -> tuple[dict | None, dict]:
     """run_judge for the end of a run: a failure costs the judge, not the submission (the judge
     methods then rank in vote order). Returns the scores and what run.json records."""
     try:
-        result = run_judge(challenges, predictions, settings, cache_path, engine, tokenizer, model, log)
+        result = run_judge(challenges, predictions, settings, cache_path, engine, tokenizer, model, log,
+                           deadline=deadline, seconds_per_score=seconds_per_score)
     except Exception as exc:
         why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
         log(f"judge: failed ({why}); the attempts are chosen in vote order")
@@ -237,6 +276,7 @@ def judge_for_run(
     return result.scores, {
         "views": settings.views, "top_k": settings.top_k, "needed": result.needed, "cached": result.cached,
         "computed": result.computed, "missing": result.missing, "unscorable": result.unscorable,
+        "skipped_for_time": result.skipped,
         "engine_seconds": round(result.engine_seconds, 3), "cache": str(cache_path),
     }
 

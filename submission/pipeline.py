@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import orjson
@@ -293,6 +293,8 @@ def run(
 
     job = _Job(challenges, engine, tokenizer, settings, out_dir, deadline, log, predictions,
                plan_views(challenges.tasks, settings))
+    if uses_judge(settings.selector):
+        job.judge_scores_planned = len(job.plans) * settings.judge_top_k * settings.judge_views
     status = "done"
     total_rounds = rounds_needed(settings.augmentations, settings.views_per_round)
     try:
@@ -316,7 +318,9 @@ def run(
             with clock.stage("judge"):
                 judge_scores, judge_record = judge_for_run(
                     challenges, predictions, JudgeSettings.from_run(asdict(settings)), out_dir / JUDGE_CACHE,
-                    engine, tokenizer, inputs.get("model"), log)
+                    engine, tokenizer, inputs.get("model"), log,
+                    deadline=deadline.at - min(FINAL_WRITES_SECONDS, settings.reserve_seconds / 2) if deadline else None,
+                    seconds_per_score=JUDGE_SCORE_PER_PROMPT * job.speed.per_prompt() if job.speed.prompts else None)
         except Exception as exc:  # the votes still make a submission
             log(f"run: judging failed ({type(exc).__name__}: {exc}); selecting by votes alone")
     with clock.stage("select_and_evaluate"):
@@ -354,6 +358,12 @@ class Throughput:
         return self.seconds / max(self.prompts, 1)
 
 
+# Time kept after the judge for the final selection, metrics and writes (at most half the reserve).
+FINAL_WRITES_SECONDS = 10.0
+# A judge score (one prefill with prompt log-probs) cost about one generated prompt of the same
+# task on the CPU benchmark (docs/benchmarks.md); generation leaves that much time per planned score.
+JUDGE_SCORE_PER_PROMPT = 1.0
+
 # vLLM's beam search cannot be aborted, so beam mode sends smaller calls and checks the time
 # between them (its cost per call is per generated token, so small calls lose little).
 BEAM_CHUNK_PROMPTS = 64
@@ -376,9 +386,20 @@ class _Job:
     budgets: dict[str, int] = field(default_factory=dict)  # answer tokens per task
     speed: Throughput = field(default_factory=Throughput)
     rounds: list[dict] = field(default_factory=list)  # summaries for run.json
+    judge_scores_planned: int = 0  # judge selectors: the (candidate, view) scores to leave time for
 
     def __post_init__(self):
         self.done = {p.key for p in self.predictions}
+
+    def judge_seconds(self) -> float:
+        """Time kept back from generation for the judge, at the generation speed measured so far."""
+        return self.judge_scores_planned * JUDGE_SCORE_PER_PROMPT * self.speed.per_prompt()
+
+    @property
+    def generation_deadline(self) -> Deadline | None:
+        if self.deadline is None or not self.judge_scores_planned:
+            return self.deadline
+        return replace(self.deadline, reserve=self.deadline.reserve + self.judge_seconds())
 
     def round(self, number: int, total: int) -> bool:
         """Run round ``number``; True when the time budget cut it (no later round will fit)."""
@@ -388,7 +409,8 @@ class _Job:
                             settings.settle_after)
         if not items:
             return False
-        left = self.deadline.left() if self.deadline else float("inf")
+        deadline = self.generation_deadline
+        left = deadline.left() if deadline else float("inf")
         planned = len(items)
         items = fit_to_time(items, settings.completions_per_prompt, self.speed.per_completion(), left)
         if not items or left <= 0:
@@ -401,9 +423,12 @@ class _Job:
         seconds = time.monotonic() - started
         self.rounds.append({"round": number, "planned": planned, "prompts": prompts, "new_predictions": new,
                             "unfinished": unfinished, "seconds": round(seconds, 2)})
-        left = self.deadline.left() if self.deadline else None
+        deadline = self.generation_deadline
+        left = deadline.left() if deadline else None
         self.log(f"round {number}/{total}: {prompts} of {planned} prompts, {new} predictions in {seconds:.1f}s"
                  + (f", {left:.0f}s left" if left is not None else "")
+                 + (f" (after {self.judge_seconds():.0f}s kept for the judge's {self.judge_scores_planned} scores)"
+                    if left is not None and self.judge_scores_planned else "")
                  + f", ETA of the remaining views {self._eta_seconds():.0f}s; submission.json updated")
         if unfinished or planned > len(items):
             self.log(f"round {number}: cut by the time budget ({unfinished + planned - len(items)} prompts not done)")
@@ -423,10 +448,10 @@ class _Job:
             chunk = ready[start : start + size]
             if not self._fits(chunk):
                 return len(ready), new, len(ready) - start
-            t0 = time.monotonic()
+            t0, deadline = time.monotonic(), self.generation_deadline
             with self.clock.stage("generate"):
                 made, lost = generate_predictions(self.engine, chunk, settings,
-                                                  self.deadline.generation_ends() if self.deadline else None)
+                                                  deadline.generation_ends() if deadline else None)
             self.speed.prompts += len(chunk)
             self.speed.completions += len(made)
             self.speed.seconds += time.monotonic() - t0
@@ -439,9 +464,10 @@ class _Job:
     def _fits(self, chunk: list) -> bool:
         """Whether to send the next chunk: time is left, and in beam mode (which cannot be
         aborted) the throughput so far says the chunk ends in time."""
-        if self.deadline is None:
+        deadline = self.generation_deadline
+        if deadline is None:
             return True
-        left = self.deadline.left()
+        left = deadline.left()
         rate = self.speed.per_completion()
         if self.settings.mode == "beam" and rate is not None:
             return rate * len(chunk) * self.settings.completions_per_prompt <= left

@@ -3,11 +3,13 @@
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from conftest import ROOT, SAMPLE
+from doubles import OracleEngine
 from submission.augment import Augmentation, plan_augmentations
 from submission.encoders import get_encoder, parse_answer
 from submission.engine import GenerationRequest
@@ -222,3 +224,77 @@ def test_beam_mode_run_records_each_beam_and_a_judge_run_records_its_cost(vllm_e
     run_json = json.loads((tmp_path / "run.json").read_text())
     assert run_json["settings"]["mode"] == "beam" and run_json["judge"]["views"] == 2
     assert record["judge"]["computed"] + record["judge"]["unscorable"] == record["judge"]["needed"]
+
+
+class SlowScorer(SpyScorer):
+    def __init__(self, seconds_per_score):
+        super().__init__()
+        self.seconds_per_score = seconds_per_score
+
+    def score(self, requests):
+        time.sleep(self.seconds_per_score * len(requests))
+        return super().score(requests)
+
+
+def test_calls_hold_whole_test_inputs_the_first_one_small_under_a_deadline(sample_challenges, sample_solutions,
+                                                                            tokenizer, tmp_path):
+    preds = candidate_predictions(sample_challenges, sample_solutions)  # 3 test inputs x 2 candidates x 8 views
+    calls = {}
+    for name, deadline in (("none", None), ("far", time.monotonic() + 3600)):
+        spy = SpyScorer()
+        run_judge(sample_challenges, preds, JudgeSettings(views=8, top_k=2), tmp_path / name / CACHE_NAME, spy,
+                  tokenizer, model="m", log=lambda _: None, chunk=40, first_chunk=20, deadline=deadline)
+        calls[name] = [len(requests) for requests, _ in spy.calls]
+    assert calls == {"none": [32, 16], "far": [16, 32]}  # whole test inputs of 16; a small first call to time
+
+
+def test_judging_under_a_deadline_scores_whole_test_inputs_and_skips_the_rest(sample_challenges, sample_solutions,
+                                                                             tokenizer, tmp_path):
+    # 16 scores per test input at 10 ms: 0.16 s each. Of 0.4 s, two test inputs fit; the third
+    # would start with ~0.08 s left.
+    preds = candidate_predictions(sample_challenges, sample_solutions)
+    scorer = SlowScorer(0.01)
+    started = time.monotonic()
+    result = run_judge(sample_challenges, preds, JudgeSettings(views=8, top_k=2), tmp_path / CACHE_NAME, scorer,
+                       tokenizer, model="m", log=lambda _: None, first_chunk=16, chunk=16, deadline=started + 0.4)
+    assert time.monotonic() < started + 0.4 + 0.05
+    assert (result.computed, result.skipped) == (32, 16) and [len(c[0]) for c in scorer.calls] == [16, 16]
+    assert len(result.scores) == 2 and all(len(views) == 8 for table in result.scores.values()
+                                           for views in table.values())
+    assert result.notes == ["time budget: 16 scores not computed; their test inputs are chosen by votes"]
+    assert len(read_cache(tmp_path / CACHE_NAME, JudgeSettings(views=8, top_k=2), "m")) == 32
+
+
+class SlowOracle(OracleEngine):
+    """The oracle, taking ``seconds`` per prompt generated or candidate scored."""
+
+    def __init__(self, *args, seconds, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seconds, self.scored = seconds, 0
+
+    def generate(self, requests, deadline=None):
+        time.sleep(self.seconds * len(requests))
+        return super().generate(requests, deadline)
+
+    def score(self, requests):
+        time.sleep(self.seconds * len(requests))
+        self.scored += len(requests)
+        return [[-0.001 * t for t in r.continuation_token_ids] for r in requests]
+
+
+def test_generation_leaves_the_judge_its_time_within_the_budget(sample_challenges, sample_solutions, tokenizer,
+                                                                tmp_path):
+    # 20 ms per prompt or score: round 1 (80 prompts) 1.6 s, the judge (10 test inputs x 1
+    # candidate x 8 views) 1.6 s. Of a 4 s budget, round 2 gets only what the judge leaves.
+    settings = RunSettings(augmentations=24, adaptive=False, selector="judge", judge_top_k=1, judge_views=8,
+                           time_budget=4.0, reserve_seconds=0.4)
+    engine = SlowOracle(sample_challenges, sample_solutions, tokenizer, settings, seconds=0.02)
+    lines = []
+    started = time.monotonic()
+    record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, SAMPLE / "solutions.json",
+                 log=lines.append, started=started)
+    assert time.monotonic() < started + 4.0 + 0.3
+    assert record["status"] == "time budget reached"
+    assert record["judge"]["computed"] == engine.scored == 80 and record["judge"]["skipped_for_time"] == 0
+    assert 80 < record["prompts_sent"] < 240 and record["score"] == 1.0
+    assert any("kept for the judge's 80 scores" in line for line in lines)
