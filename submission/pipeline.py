@@ -6,7 +6,9 @@ round's prompts go to the engine in as few calls as possible (chunks of ``chunk_
 crash loses at most one chunk); every completion is appended to predictions.jsonl as it lands,
 and submission.json is rewritten after every round. A re-run on the same folder resumes: work
 recorded in predictions.jsonl is not generated again. Engine failures, dead workers and SIGTERM
-end the run early with a submission built from everything done so far.
+end the run early with a submission built from everything done so far. With a judge selector,
+generation stops early enough to leave the judge its estimated time, and the judge scores what
+fits before the deadline (judge.py).
 """
 
 from __future__ import annotations
