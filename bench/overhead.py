@@ -260,7 +260,7 @@ def render_vs_tokenize(challenges, tokenizer, settings: RunSettings) -> dict:
     texts = [render(plain, template, encoder, item.augmentation.apply_task(challenges.tasks[item.task_id]),
                     item.test_index, len(challenges.tasks[item.task_id].train)) for item in items]
     clock.lap("render")
-    fast_ids = [fast.encode(text) for text in texts]
+    fast_ids = [fast.encode(text, add_special_tokens=False) for text in texts]
     clock.lap("tokenize")
     plain_ids = [plain.encode(text, add_special_tokens=False) for text in texts]
     clock.lap("tokenize_without_prompt_tokens")

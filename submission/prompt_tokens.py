@@ -52,7 +52,9 @@ class PromptTokenizer:
     def __getattr__(self, name):  # only called for what this class does not define
         return getattr(self.tokenizer, name)
 
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """The tokenizer's ids for ``text``; fast for prompt text without added special tokens
+        (what the pipeline asks for), the tokenizer's own otherwise (same default as its encode)."""
         if add_special_tokens or self.fallback:
             return self._full(text, add_special_tokens)
         self.calls += 1
