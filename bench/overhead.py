@@ -8,7 +8,8 @@
 2. CPU part: the pipeline's own work per prediction (planning, rendering + tokenizing, parsing +
    un-augmenting, recording, selecting) with an instant fake engine, over a whole challenges
    file (the ARC-AGI-1 evaluation set: 419 test inputs x 8 views), in microseconds per
-   prediction, with the tiny model's byte-level tokenizer and a Qwen2-style BPE built offline.
+   prediction, with the model's tokenizer (the tiny model's is byte-level, one token per byte)
+   and a Qwen2-style BPE built offline.
 
     .venv/bin/python bench/overhead.py
     .venv/bin/python bench/overhead.py --cost-challenges PATH/arc-agi_evaluation_challenges.json
@@ -54,9 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-challenges", type=Path, default=DEFAULT_EVAL,
                    help=f"CPU part: the challenges file, {EVAL_HINT}; the bundled sample when the "
                         "file is missing (default: %(default)s)")
-    p.add_argument("--cost-tokenizers", default="tiny,qwen-like",
-                   help="CPU part: tokenizers to measure, comma-separated: tiny (the model's, one token per "
-                        "byte), qwen-like (Qwen2-style BPE trained here) (default: %(default)s)")
+    p.add_argument("--cost-tokenizers", default="model,qwen-like",
+                   help="CPU part: tokenizers to measure, comma-separated: model (the --model's; the tiny one's is "
+                        "one token per byte), qwen-like (Qwen2-style BPE trained here) (default: %(default)s)")
     p.add_argument("--skip-engine", action="store_true", help="only the CPU part (no vLLM)")
     p.add_argument("--skip-cpu", action="store_true", help="only the engine part")
     return p
@@ -284,7 +285,7 @@ def training_texts(challenges, tokenizer, encoder_name: str, template_name: str)
             for task in challenges.tasks.values() for i in range(len(task.test_inputs))]
 
 
-def cpu_part(args, tiny_tokenizer) -> dict:
+def cpu_part(args, model_tokenizer) -> dict:
     path = args.cost_challenges
     if not path.exists():
         print(f"CPU part: {path} not found ({EVAL_HINT}); using the bundled sample instead")
@@ -292,18 +293,18 @@ def cpu_part(args, tiny_tokenizer) -> dict:
     challenges = load_tasks(path)
     tokenizers = {}
     for name in [n.strip() for n in args.cost_tokenizers.split(",") if n.strip()]:
-        if name == "tiny":
-            tokenizers[name] = (tiny_tokenizer, {"kind": "byte-level, no merges: one token per byte"})
+        if name in ("model", "tiny"):  # "tiny": the name of earlier runs
+            tokenizers["model"] = (model_tokenizer, {"kind": f"the tokenizer of {args.model}"})
         elif name == "qwen-like":
             settings = RunSettings()
             t = time.perf_counter()
-            qwen = build_qwen_like_tokenizer(training_texts(challenges, tiny_tokenizer, settings.encoder,
-                                                            settings.template), tiny_tokenizer.chat_template)
+            qwen = build_qwen_like_tokenizer(training_texts(challenges, model_tokenizer, settings.encoder,
+                                                            settings.template), model_tokenizer.chat_template)
             tokenizers[name] = (PromptTokenizer(qwen), {"kind": "Qwen2-style byte-level BPE (Qwen2 regex, NFC), merges trained here "
                                                "on the file's prompts", "merges": merges_count(qwen),
                                        "build_seconds": round(time.perf_counter() - t, 1)})
         else:
-            raise SystemExit(f"unknown tokenizer {name!r}; choose from tiny, qwen-like")
+            raise SystemExit(f"unknown tokenizer {name!r}; choose from model, qwen-like")
     results = {}
     for name, (tokenizer, info) in tokenizers.items():
         figures = cpu_cost(challenges, tokenizer, args.max_model_len, args.views, args.repeats)
