@@ -115,7 +115,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                         help="seconds for the whole run, engine start-up included; 0 = no limit (default: "
                              "%(default)s = 11 h, for Kaggle's 12 h limit)")
     budget.add_argument("--reserve-seconds", type=float, default=60.0,
-                        help="kept back from generation for the final selection and writes (default: %(default)s)")
+                        help="kept back from generation for the final selection and writes; judge selectors "
+                             "also keep back the judge's estimated time, measured as generation runs "
+                             "(default: %(default)s)")
     budget.add_argument("--views-per-round", type=int, default=8,
                         help="views added per test input each round; round 1 is the 8 dihedral views "
                              "(default: %(default)s)")
