@@ -47,9 +47,12 @@ class PromptTokenizer:
         self.calls = self.checked = 0
         self.fallback: str | None = None  # why the fast path was given up, if it was
         self._pieces: dict[str, list[int]] = {}
-        self._grid_ids = self._per_character_ids()
+        self._grid_ids: np.ndarray | None = None  # token id of each grid character, by ASCII code
+        self._enable_per_character_grids()
 
     def __getattr__(self, name):  # only called for what this class does not define
+        if name.startswith("__") or name == "tokenizer":  # e.g. pickle probing a half-built object
+            raise AttributeError(name)
         return getattr(self.tokenizer, name)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
@@ -97,21 +100,20 @@ class PromptTokenizer:
             ids = self._pieces[text] = self._full(text)
         return ids
 
-    def _per_character_ids(self) -> np.ndarray | None:
-        """Token id of each grid character by its ASCII code, if grid rows tokenize one token per
-        character (checked on a probe with every digit pair); else None."""
+    def _enable_per_character_grids(self) -> None:
+        """Look grid rows up one token per character if the tokenizer writes them so: each grid
+        character is one token, and a probe with every digit pair agrees with the tokenizer."""
         table = np.full(128, -1, dtype=np.int64)
         for char in _GRID_CHARS:
             ids = self._full(char)
             if len(ids) != 1:
-                return None
+                return
             table[ord(char)] = ids[0]
         self._grid_ids = table
         probe = _probe_text()
         if self._piecewise(probe) != self._full(probe):
+            self._grid_ids = None
             self._pieces.clear()
-            return None
-        return table
 
     def _give_up(self, reason: str) -> None:
         self.fallback = reason

@@ -115,3 +115,10 @@ def test_special_tokens_default_as_the_tokenizer_does(tokenizer):
     fast = PromptTokenizer(WithBos())
     assert fast.encode("1 0\n") == [1, ord("1"), ord(" "), ord("0"), ord("\n")]
     assert fast.encode("1 0\n", add_special_tokens=False) == [ord("1"), ord(" "), ord("0"), ord("\n")]
+
+
+def test_survives_a_pickle_round_trip(tokenizer):
+    import pickle
+
+    again = pickle.loads(pickle.dumps(tokenizer))
+    assert again.encode("1 0123\n", add_special_tokens=False) == tokenizer.encode("1 0123\n", add_special_tokens=False)
