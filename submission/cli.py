@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 
 from .encoders import DEFAULT_ENCODER, ENCODERS
+from .engine import DEFAULT_CPU_KV_CACHE_GIB, DEFAULT_MAX_MODEL_LEN  # engine.py imports vllm only when used
 from .pipeline import DEFAULT_TIME_BUDGET
 from .prompts import DEFAULT_TEMPLATE, TEMPLATES
 from .report import SORT_KEYS
@@ -92,11 +93,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     eng.add_argument("--dtype", default="auto",
                      help="model dtype; auto = float16 on GPUs below compute capability 8.0 (T4), "
                           "bfloat16 on newer GPUs (L4) and on CPU")
-    eng.add_argument("--max-model-len", type=int, default=10240,
+    eng.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN,
                      help="context length, capped at the model's own (default: %(default)s)")
     eng.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="(default: %(default)s)")
-    eng.add_argument("--cpu-kv-cache-gib", type=float, default=2,
-                     help="KV cache on CPU, sets VLLM_CPU_KVCACHE_SPACE unless already set (default: %(default)s)")
+    eng.add_argument("--cpu-kv-cache-gib", type=float, default=DEFAULT_CPU_KV_CACHE_GIB,
+                     help="KV cache on CPU, in GiB; VLLM_CPU_KVCACHE_SPACE wins when set (default: %(default)s)")
     eng.add_argument("--enforce-eager", action="store_true", help="disable CUDA graphs (slower, less memory)")
     eng.add_argument("--attention-backend", default="auto",
                      help="vLLM attention backend; auto = vLLM's choice, but TRITON_ATTN on GPUs below compute "
@@ -211,7 +212,7 @@ def add_judge_arguments(p: argparse.ArgumentParser) -> None:
     judge.add_argument("--model",
                        help="model folder: compute the judge scores missing from the cache with vLLM (and add "
                             "them to it); without it, only cached scores are used")
-    judge.add_argument("--max-model-len", type=int, default=10240,
+    judge.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN,
                        help="with --model: context length, capped at the model's own (default: %(default)s)")
 
 
@@ -241,9 +242,7 @@ def judge_scores_for(args, challenges, predictions):
                                model=str(args.model), log=log)
         finally:
             engine.close()
-    log(result.summary())
-    for note in result.notes:
-        log(f"judge: {note}")
+    result.report(log)
     return result.scores, result
 
 

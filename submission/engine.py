@@ -6,6 +6,7 @@ a request is a tokenized prompt with its sampling settings. Test doubles impleme
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -122,6 +123,7 @@ def _aborted(output) -> bool:
     return any(c.finish_reason == "abort" for c in output.outputs)
 
 
+@functools.cache  # asked for every request: look the field up once
 def _flat_logprobs() -> dict:
     """Log-probs in flat arrays rather than a dict per token (vLLM >= 0.11.1): less Python work
     per token in the main process; measured 2.4x faster scoring with detokenize off."""

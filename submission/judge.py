@@ -88,6 +88,11 @@ class JudgeResult:
                 f"computed in {self.engine_seconds:.1f}s engine time, {self.missing} missing, "
                 f"{self.unscorable} unscorable" + (f", {self.skipped} skipped for time" if self.skipped else ""))
 
+    def report(self, log) -> None:
+        log(self.summary())
+        for note in self.notes:
+            log(f"judge: {note}")
+
 
 def judge_views(task: Task, test_index: int, settings: JudgeSettings) -> list[Augmentation]:
     return plan_augmentations(task, test_index, settings.views, settings.seed, settings.permute_background,
@@ -270,9 +275,7 @@ def judge_for_run(
         why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
         log(f"judge: failed ({why}); the attempts are chosen in vote order")
         return None, {"error": why}
-    log(result.summary())
-    for note in result.notes:
-        log(f"judge: {note}")
+    result.report(log)
     return result.scores, {
         "views": settings.views, "top_k": settings.top_k, "needed": result.needed, "cached": result.cached,
         "computed": result.computed, "missing": result.missing, "unscorable": result.unscorable,

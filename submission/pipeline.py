@@ -39,6 +39,15 @@ from .submit import build_submission, write_json_atomic
 from .tasks import Challenges, Task, load_solutions
 
 DEFAULT_TIME_BUDGET = 11 * 3600  # Kaggle stops a kernel at 12 h; the rest is install, start-up and margin
+# Time kept after the judge for the final selection, metrics and writes (at most half the reserve).
+FINAL_WRITES_SECONDS = 10.0
+# A judge score (one prefill with prompt log-probs) cost about one generated prompt of the same
+# task on the CPU benchmark (docs/benchmarks.md); generation leaves that much time per planned score.
+JUDGE_SCORE_PER_PROMPT = 1.0
+
+# vLLM's beam search cannot be aborted, so beam mode sends smaller calls and checks the time
+# between them (its cost per call is per generated token, so small calls lose little).
+BEAM_CHUNK_PROMPTS = 64
 
 # Settings that decide what a recorded prediction is: a resumed run must share them.
 RESUME_KEYS = ("seed", "encoder", "template", "permute_background", "shuffle_order", "temperature", "mode",
@@ -353,22 +362,16 @@ class Throughput:
     completions: int = 0
     seconds: float = 0.0
 
+    def add(self, prompts: int, completions: int, seconds: float) -> None:
+        self.prompts += prompts
+        self.completions += completions
+        self.seconds += seconds
+
     def per_completion(self) -> float | None:
         return self.seconds / self.completions if self.completions else None
 
     def per_prompt(self) -> float:
         return self.seconds / max(self.prompts, 1)
-
-
-# Time kept after the judge for the final selection, metrics and writes (at most half the reserve).
-FINAL_WRITES_SECONDS = 10.0
-# A judge score (one prefill with prompt log-probs) cost about one generated prompt of the same
-# task on the CPU benchmark (docs/benchmarks.md); generation leaves that much time per planned score.
-JUDGE_SCORE_PER_PROMPT = 1.0
-
-# vLLM's beam search cannot be aborted, so beam mode sends smaller calls and checks the time
-# between them (its cost per call is per generated token, so small calls lose little).
-BEAM_CHUNK_PROMPTS = 64
 
 
 @dataclass
@@ -454,9 +457,7 @@ class _Job:
             with self.clock.stage("generate"):
                 made, lost = generate_predictions(self.engine, chunk, settings,
                                                   deadline.generation_ends() if deadline else None)
-            self.speed.prompts += len(chunk)
-            self.speed.completions += len(made)
-            self.speed.seconds += time.monotonic() - t0
+            self.speed.add(len(chunk), len(made), time.monotonic() - t0)
             with self.clock.stage("record"):
                 new += self._record(made)
             if lost:  # aborted at the deadline, or lost with a worker: the rest waits for a later run
