@@ -33,6 +33,8 @@ import zipfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from submission.kaggle_entry import LOCK_NAME  # the lock's name inside wheels/, where the kernel looks (stdlib only)
+
 ROOT = Path(__file__).resolve().parent
 PACKAGE = ROOT / "submission"
 TEMPLATE = ROOT / "kernel-metadata.json"
@@ -49,7 +51,6 @@ DEFAULT_UPLOADED_PRIOR_TO = "2026-04-19T00:00:00Z"
 PACKAGE_REQUIREMENTS = ("numpy", "orjson")  # what submission/ imports besides vllm
 DEFAULT_WHEELS_DIR = ROOT / "wheels"
 DEFAULT_LOCK = ROOT / "wheels.lock.json"
-LOCK_NAME = "wheels.lock.json"  # the copy inside wheels/ that the kernel installs from
 DEFAULT_KERNEL_DIR = ROOT / "build" / "kernel"
 DEFAULT_WHEELS_DATASET_SLUG = "arc-vllm-wheels"
 DEFAULT_WHEELS_TITLE = "ARC vLLM offline wheels"

@@ -5,8 +5,8 @@ Order, each step logged in one line:
     submission.json at once (the test inputs themselves), so nothing later can leave the run without one;
  2. if vllm, numpy or orjson do not import, install the vendored wheels (``pip install --no-index
     --find-links``) from the wheels dataset, found by looking under the input root;
- 3. find the model folder (a folder with config.json), read the GPUs and their compute capability,
-    pick the dtype;
+ 3. find the model folder (a folder with config.json), log the GPUs and their compute capability
+    (the run picks the dtype from the device itself);
  4. run ``python -m submission run`` in a child process under the time budget; a crash, a model that
     does not load or a hard time-out there leaves the fallback in place;
  5. copy the run's submission.json over the fallback only if it validates against the challenges.
@@ -97,12 +97,11 @@ def is_model_dir(folder: Path, names: list[str]) -> bool:
     return isinstance(config, dict) and ("model_type" in config or "architectures" in config)
 
 
-def find_model_dirs(input_dir: Path, exclude: tuple[Path, ...] = ()) -> list[Path]:
+def find_model_dirs(input_dir: Path) -> list[Path]:
     """Folders with a model's config.json; those with weights and a tokenizer first."""
-    excluded = {p.resolve() for p in exclude}
     found = []
     for folder, names, _ in walk(input_dir):
-        if folder.resolve() in excluded or not is_model_dir(folder, names):
+        if not is_model_dir(folder, names):
             continue
         has_weights = any(n.endswith((".safetensors", ".bin")) for n in names)
         has_tokenizer = "tokenizer.json" in names or "tokenizer_config.json" in names
@@ -173,6 +172,7 @@ def write_json_atomic(path: Path, data: object) -> None:
             json.dump(data, f, separators=(",", ":"))
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600: readable by its owner only (as submit.write_bytes_atomic)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -241,7 +241,7 @@ def install_wheels(wheels_dir: Path, python: str = sys.executable) -> bool:
 
 
 def query_gpus() -> list[tuple[str, tuple[int, int]]]:
-    """(name, compute capability) of each GPU from nvidia-smi; empty without one."""
+    """(name, compute capability) of each GPU from nvidia-smi, for the log; empty without one."""
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=60)
@@ -256,21 +256,7 @@ def query_gpus() -> list[tuple[str, tuple[int, int]]]:
     return gpus
 
 
-def pick_dtype(gpus: list[tuple[str, tuple[int, int]]]) -> str:
-    from .engine import Device  # the engine's rule; engine.py imports vllm only when an engine starts
-
-    if not gpus:
-        return Device("cpu").dtype
-    return Device("cuda", tuple(n for n, _ in gpus), tuple(c for _, c in gpus)).dtype
-
-
 # ---------------------------------------------------------------- the run
-
-
-def run_accepts(python: str, env: dict, option: str) -> bool:
-    """Whether ``python -m submission run`` has an option (the CLI grows; the kernel adapts)."""
-    result = subprocess.run([python, "-m", "submission", "run", "--help"], capture_output=True, text=True, env=env)
-    return result.returncode == 0 and re.search(rf"(^|\s){re.escape(option)}\b", result.stdout) is not None
 
 
 def run_pipeline(command: list[str], env: dict, hard_seconds: float) -> int | None:
@@ -401,8 +387,7 @@ def run_job(args, python: str, package_root: str, challenges_path: Path, run_arg
     if args.model:
         model_dir = args.model
     else:
-        wheels_dir = args.wheels_dir or find_wheels_dir(args.input_dir)
-        models = find_model_dirs(args.input_dir, exclude=(wheels_dir,) if wheels_dir else ())
+        models = find_model_dirs(args.input_dir)
         if not models:
             log(f"error: no model folder (config.json) under {args.input_dir} (set --model or ARC_MODEL_DIR); "
                 f"{submission_path} keeps the fallback")
@@ -410,10 +395,8 @@ def run_job(args, python: str, package_root: str, challenges_path: Path, run_arg
         model_dir = models[0]
         if len(models) > 1:
             log(f"model: {len(models)} candidates, using the first; others: {', '.join(map(str, models[1:4]))}")
-    gpus = query_gpus()
-    dtype = pick_dtype(gpus)
-    device = ", ".join(f"{name} (compute {a}.{b})" for name, (a, b) in gpus) or "no GPU (CPU)"
-    log(f"model: {model_dir}; device: {device}; dtype {dtype}")
+    device = ", ".join(f"{name} (compute {a}.{b})" for name, (a, b) in query_gpus()) or "no GPU (CPU)"
+    log(f"model: {model_dir}; device: {device}")
 
     # 4. the run, in a child process under the time budget
     env = dict(os.environ)
@@ -424,12 +407,7 @@ def run_job(args, python: str, package_root: str, challenges_path: Path, run_arg
         log(f"error: only {remaining:.0f}s of the time budget left; {submission_path} keeps the fallback")
         return
     command = [python, "-m", "submission", "run", "--challenges", str(challenges_path), "--model", str(model_dir),
-               "--out", str(run_dir), "--dtype", dtype]
-    if run_accepts(python, env, "--time-budget"):
-        command += ["--time-budget", f"{hard - SOFT_MARGIN:.0f}"]
-    else:
-        log("run: this version of 'run' has no --time-budget; only the hard stop limits it")
-    command += [*run_args, *extra_run_args]
+               "--out", str(run_dir), "--time-budget", f"{hard - SOFT_MARGIN:.0f}", *run_args, *extra_run_args]
     log(f"run: {' '.join(command[1:])}")
     code = run_pipeline(command, env, hard)
     status = "killed at the hard stop" if code is None else f"exit {code}"
