@@ -231,7 +231,8 @@ def judge_scores_for(args, challenges, predictions):
     if not cache.is_file() and not args.model:
         log(f"judge: no scores in {cache} and no --model to compute them: candidates are not judged")
         return None, None
-    result = run_judge(challenges, predictions, settings, cache, log=log)
+    model = str(args.model) if args.model else None  # with --model, only that model's scores count
+    result = run_judge(challenges, predictions, settings, cache, model=model, log=log)
     if result.missing and args.model:
         from .engine import EngineSettings, start_engine
         from .prompts import load_tokenizer
@@ -239,7 +240,7 @@ def judge_scores_for(args, challenges, predictions):
         engine = start_engine(EngineSettings(model=args.model, max_model_len=args.max_model_len), log=log)
         try:
             result = run_judge(challenges, predictions, settings, cache, engine, load_tokenizer(args.model, log=log),
-                               model=str(args.model), log=log)
+                               model=model, log=log)
         finally:
             engine.close()
     result.report(log)

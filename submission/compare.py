@@ -108,9 +108,12 @@ def subsample_curves(
         pass_n, scores = [], {m: [] for m in methods}
         for seed in range(seeds):
             kept = subsample(predictions, n, np.random.default_rng([seed, n]))
+            overall = None
             for name in methods:
                 overall = evaluate(solutions, build_submission(challenges, kept, get_selector(name)), kept)["overall"]
                 scores[name].append(overall["score"])
+            if overall is None:  # no method to compare: pass_n alone, which no selection changes
+                overall = evaluate(solutions, build_submission(challenges, kept, get_selector("vote")), kept)["overall"]
             pass_n.append(overall["pass_n"])
         rows.append({"n": n, "pass_n": float(np.mean(pass_n)),
                      "score": {m: float(np.mean(v)) for m, v in scores.items()}})

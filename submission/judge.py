@@ -53,8 +53,8 @@ class JudgeSettings:
         writes candidates in the run's encoder and template; views and top_k override the run's."""
         default = cls()
         return cls(
-            views=views or run_settings.get("judge_views", default.views),
-            top_k=top_k or run_settings.get("judge_top_k", default.top_k),
+            views=views if views is not None else run_settings.get("judge_views", default.views),
+            top_k=top_k if top_k is not None else run_settings.get("judge_top_k", default.top_k),
             seed=run_settings.get("seed", default.seed),
             encoder=run_settings.get("encoder", default.encoder),
             template=run_settings.get("template", default.template),

@@ -325,15 +325,12 @@ def run(
     clock = job.clock
     judge_scores, judge_record = None, None
     if uses_judge(settings.selector) and status in ("done", "time budget reached"):
-        try:
-            with clock.stage("judge"):
-                judge_scores, judge_record = judge_for_run(
-                    challenges, predictions, JudgeSettings.from_run(asdict(settings)), out_dir / JUDGE_CACHE,
-                    engine, tokenizer, inputs.get("model"), log,
-                    deadline=deadline.at - min(FINAL_WRITES_SECONDS, settings.reserve_seconds / 2) if deadline else None,
-                    seconds_per_score=JUDGE_SCORE_PER_PROMPT * job.speed.per_prompt() if job.speed.prompts else None)
-        except Exception as exc:  # the votes still make a submission
-            log(f"run: judging failed ({type(exc).__name__}: {exc}); selecting by votes alone")
+        with clock.stage("judge"):  # judge_for_run turns a failure into votes alone
+            judge_scores, judge_record = judge_for_run(
+                challenges, predictions, JudgeSettings.from_run(asdict(settings)), out_dir / JUDGE_CACHE,
+                engine, tokenizer, inputs.get("model"), log,
+                deadline=deadline.at - min(FINAL_WRITES_SECONDS, settings.reserve_seconds / 2) if deadline else None,
+                seconds_per_score=JUDGE_SCORE_PER_PROMPT * job.speed.per_prompt() if job.speed.prompts else None)
     with clock.stage("select_and_evaluate"):
         metrics = finish(challenges, predictions, out_dir, settings.selector, solutions_path, log, judge_scores)
     parsed = sum(p.grid is not None for p in predictions)

@@ -41,16 +41,21 @@ def task_entries(
     selector: str,
     judge_scores: Mapping[TestKey, JudgeScores] | None,
 ) -> list[dict]:
-    """The report's data: one entry per task that has predictions or is in the challenges file."""
+    """The report's data: one entry per task of the challenges file."""
     select = get_selector(selector, judge_scores)
-    submission = build_submission(challenges, predictions, select)
+    ranked: dict[TestKey, list] = {}  # each test input is ranked once, by build_submission
+
+    def select_and_keep(group):
+        ranked[(group[0].task_id, group[0].test_index)] = result = select(group)
+        return result
+
+    submission = build_submission(challenges, predictions, lambda group: select_and_keep(group) if group else [])
     groups = group_by_test_input(predictions)
     per_task = {}
     if solutions:
         per_task = {t["task_id"]: t for t in evaluate(solutions, submission, predictions)["tasks"]}
-    task_ids = list(dict.fromkeys([*challenges.test_counts, *(p.task_id for p in predictions)]))
     entries = []
-    for task_id in task_ids:
+    for task_id in challenges.test_counts:
         task = challenges.tasks.get(task_id)
         truths = solutions.get(task_id) if solutions else None
         tests, agreement, n_preds, n_parsed = [], [], 0, 0
@@ -63,20 +68,20 @@ def task_entries(
             agreement.append(max((c.votes for c in votes.values()), default=0) / parsed if parsed else 0.0)
             totals = judge_totals((judge_scores or {}).get((task_id, i)))
             truth = as_grid(truths[i].tolist()) if truths is not None and i < len(truths) else None
-            attempts = submission.get(task_id, [{}] * (i + 1))[i]
+            attempts = submission[task_id][i]
             tests.append({
                 "input": _rows(task.test_inputs[i]) if task is not None else None,
                 "truth": _rows(truth) if truth is not None else None,
                 "attempts": [
                     {"grid": _rows(attempts[k]), "correct": truth is not None and as_grid(attempts[k]) == truth}
-                    for k in ("attempt_1", "attempt_2") if k in attempts
+                    for k in ("attempt_1", "attempt_2")
                 ],
                 "candidates": [
                     {"grid": _rows(g), "votes": votes[g].votes,
                      "logprob": None if votes[g].mean_logprob is None else round(votes[g].mean_logprob, 4),
                      "judge": round(totals[g], 3) if g in totals else None,
                      "correct": truth is not None and g == truth}
-                    for g in select(group)[:TOP_CANDIDATES]
+                    for g in ranked.get((task_id, i), [])[:TOP_CANDIDATES]
                 ],
                 "predictions": len(group),
                 "parsed": parsed,
@@ -109,7 +114,7 @@ def sort_entries(entries: list[dict], key: str, best_first: bool = False) -> lis
 def _summary(entries: list[dict], selector: str, sort_by: str, has_judge: bool) -> dict:
     scored = [e for e in entries if e["score"] is not None]
     n_preds = sum(e["predictions"] for e in entries)
-    n_parsed = sum(round(e["parsed"] * e["predictions"]) for e in entries)
+    n_parsed = sum(t["parsed"] for e in entries for t in e["tests"])
     return {
         "tasks": len(entries),
         "test_inputs": sum(len(e["tests"]) for e in entries),

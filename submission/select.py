@@ -11,8 +11,8 @@ the first two. The methods (``--selector``):
   rebuilt cell by cell, each cell taking the colour most predictions of that shape give it
   (ties: the colour of the best grid in vote order among the tied colours). attempt_1 is the
   vote winner, attempt_2 the cell-voted grid, or the vote's second grid when the two agree
-  (they always do when one grid holds a majority of its shape). So it differs from ``vote``
-  only in attempt_2, and only where the votes are split.
+  (they always do when the vote winner holds a majority of the most voted shape). So it differs
+  from ``vote`` only in attempt_2, and only where that is not so.
 - ``judge``: candidates are ranked by their log-likelihood under the model summed over the
   judge's augmented views (the product of the views' probabilities). Only candidates scored
   under every view count as judged; the others follow in vote order. With no scores at all

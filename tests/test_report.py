@@ -14,6 +14,7 @@ import pytest
 
 from conftest import ROOT, SAMPLE
 from submission.predictions import Prediction, append_predictions
+from submission.select import as_grid
 from submission.report import PALETTE, build_report, sort_entries, task_entries
 from submission.tasks import Challenges
 
@@ -110,9 +111,12 @@ def test_entries_hold_every_task_and_sort_worst_first(sample_challenges, sample_
     without_solutions = embedded_data(build_report(sample_challenges, preds))
     assert without_solutions["summary"]["sort_by"] == "agreement" and without_solutions["summary"]["score"] is None
     assert all(t["tests"][0]["truth"] is None for t in without_solutions["tasks"])
-    judge_scores = {("e345f17b", 0): {tuple(map(tuple, truth.tolist())): {"d0": -1.0}}}
-    judged = task_entries(sample_challenges, preds, sample_solutions, "judge", judge_scores)
-    assert {e["id"]: e for e in judged}["e345f17b"]["score"] == 1.0  # shown attempts follow the chosen method
+    judged_truth = as_grid(sample_solutions["e345f17b"][0].tolist())
+    judge_scores = {("e345f17b", 0): {judged_truth: {"d0": -1.0}}}  # only the truth is judged: it goes first
+    judged = {e["id"]: e for e in task_entries(sample_challenges, preds, sample_solutions, "judge", judge_scores)}
+    test = judged["e345f17b"]["tests"][0]  # the shown attempts and candidates follow the chosen method
+    assert [a["correct"] for a in test["attempts"]] == [True, False]
+    assert [(c["votes"], c["correct"], c["judge"]) for c in test["candidates"]] == [(1, True, -1.0), (2, False, None)]
 
 
 def test_report_opens_in_headless_chromium_and_shows_every_task(sample_challenges, sample_solutions, tmp_path):

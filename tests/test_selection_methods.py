@@ -163,3 +163,5 @@ def test_subsampling_keeps_n_per_test_input_and_the_curve_reaches_the_full_set()
     assert rows[-1]["pass_n"] == 1.0 and rows[-1]["score"]["vote"] == 1.0  # test 0: [[2]] wins the 3-way tie
     assert all(r["pass_n"] >= r["score"]["vote"] for r in rows)
     assert rows[0]["pass_n"] < 1.0  # one prediction of test 0 is [[2]] only a third of the time
+    alone = subsample_curves(challenges, solutions, preds, [], seeds=3)  # evaluate --methods judge: no vote method
+    assert [(r["n"], r["pass_n"], r["score"]) for r in alone] == [(r["n"], r["pass_n"], {}) for r in rows]
