@@ -18,7 +18,7 @@ import argparse
 import time
 from dataclasses import replace
 
-from common import (Timer, add_common_arguments, add_engine_arguments, finish, forget_cached_prompts, load_tasks,
+from common import (Timer, tokens_out, add_common_arguments, add_engine_arguments, finish, forget_cached_prompts, load_tasks,
                     machine, rotations, start)
 
 from submission.pipeline import RunSettings, plan_work, prepare_requests
@@ -56,10 +56,6 @@ def generate_per_task(engine, requests):
 
 def generate_all(engine, requests):
     return engine.generate(requests)
-
-
-def tokens_out(results) -> int:
-    return sum(c.token_count for completions in results for c in completions)
 
 
 def main(argv=None) -> int:

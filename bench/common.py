@@ -52,6 +52,18 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", help="model dtype; auto picks from the device (default: %(default)s)")
 
 
+def solutions_path(args) -> Path | None:
+    """--solutions, or the sample's when --challenges is the bundled sample."""
+    if args.solutions is None and args.challenges.resolve() == SAMPLE_CHALLENGES.resolve():
+        return SAMPLE_CHALLENGES.with_name("solutions.json")
+    return args.solutions
+
+
+def tokens_out(results) -> int:
+    """Output tokens of an engine call's results (completions per request)."""
+    return sum(c.token_count for completions in results for c in completions)
+
+
 def task_cells(task: Task) -> int:
     return sum(e.input.size + e.output.size for e in task.train) + sum(g.size for g in task.test_inputs)
 

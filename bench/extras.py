@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import (SAMPLE_CHALLENGES, Timer, add_common_arguments, add_engine_arguments, finish,
+from common import (Timer, solutions_path, tokens_out, add_common_arguments, add_engine_arguments, finish,
                     forget_cached_prompts, load_tasks, machine, rotations, start)
 
 from submission.augment import Augmentation
@@ -58,10 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-beam", action="store_true", help="leave out the beam search part")
     p.add_argument("--skip-judge", action="store_true", help="leave out the judge part")
     return p
-
-
-def tokens_out(results) -> int:
-    return sum(c.token_count for completions in results for c in completions)
 
 
 def beam_part(args, engine, tokenizer, challenges) -> dict:
@@ -141,7 +137,8 @@ def judge_part(args, engine, tokenizer, challenges, solutions) -> dict:
 
     ways = {"judge": judge, "judge_prompts_prefill_only": lambda: engine.generate(prefills),
             f"greedy_generation_{args.views}_views": lambda: engine.generate(greedy)}
-    print(f"judge part: {len(predictions)} candidates ({len(predictions) / max(1, len(ready) // args.views):.1f} "
+    test_inputs = sum(len(t.test_inputs) for t in challenges.tasks.values())
+    print(f"judge part: {len(predictions)} candidates ({len(predictions) / max(1, test_inputs):.1f} "
           f"per test input) x {args.judge_views} views; reference: greedy generation of {len(greedy)} prompts")
     timer = Timer()
     for r, order in enumerate(rotations(list(ways), args.repeats), 1):
@@ -181,10 +178,8 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     figures = {"benchmark": "extras", "machine": machine()}
     challenges = load_tasks(args.challenges, args.tasks)
-    solutions_path = args.solutions
-    if solutions_path is None and args.challenges.resolve() == SAMPLE_CHALLENGES.resolve():
-        solutions_path = SAMPLE_CHALLENGES.with_name("solutions.json")
-    solutions = load_solutions(solutions_path)[0] if solutions_path else {}
+    solutions_file = solutions_path(args)
+    solutions = load_solutions(solutions_file)[0] if solutions_file else {}
     tokenizer = load_tokenizer(str(args.model))
     engine = start(args)
     try:

@@ -25,11 +25,12 @@ import time
 from pathlib import Path
 
 from common import (ROOT, SAMPLE_CHALLENGES, EVAL_HINT, Timer, add_common_arguments, add_engine_arguments, finish,
-                    forget_cached_prompts, load_tasks, machine, rotations, start)
+                    forget_cached_prompts, load_tasks, machine, rotations, solutions_path, start, tokens_out)
 from qwen_like import build_qwen_like_tokenizer, merges_count
 
 from submission.encoders import get_encoder
 from submission.engine import Completion
+from submission.judge import candidate_text
 from submission.pipeline import RunSettings, generate_predictions, plan_work, prepare_requests, run
 from submission.predictions import append_predictions, read_predictions
 from submission.prompt_tokens import PromptTokenizer
@@ -53,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engine part: cap on every prompt's answer tokens (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs of each alternative (default: %(default)s)")
     p.add_argument("--cost-challenges", type=Path, default=DEFAULT_EVAL,
-                   help=f"CPU part: the challenges file, {EVAL_HINT}; the bundled sample when the "
-                        "file is missing (default: %(default)s)")
+                   help=f"CPU part: the challenges file, {EVAL_HINT}, all of its tasks (--tasks is for the "
+                        "engine part); the bundled sample when the file is missing (default: %(default)s)")
     p.add_argument("--cost-tokenizers", default="model,qwen-like",
                    help="CPU part: tokenizers to measure, comma-separated: model (the --model's; the tiny one's is "
                         "one token per byte), qwen-like (Qwen2-style BPE trained here) (default: %(default)s)")
@@ -71,7 +72,7 @@ class InstantEngine:
         encoder = get_encoder(encoder_name)
         self.max_model_len = max_model_len
         self.answers = {
-            task_id: encoder.encode(task.train[0].output)[len(encoder.answer_start):].removesuffix("```")
+            task_id: candidate_text(encoder, task.train[0].output).removesuffix("```")
             for task_id, task in challenges.tasks.items()
         }
         self.wall = self.cpu = 0.0
@@ -95,9 +96,7 @@ def quiet(_message: str) -> None:
 
 def engine_overhead(args, engine, tokenizer) -> dict:
     challenges = load_tasks(args.challenges, args.tasks)
-    solutions = args.solutions
-    if solutions is None and args.challenges.resolve() == SAMPLE_CHALLENGES.resolve():
-        solutions = SAMPLE_CHALLENGES.with_name("solutions.json")
+    solutions = solutions_path(args)
     settings = RunSettings(augmentations=args.views, max_tokens=args.max_tokens, time_budget=None)
     # exactly the requests run() builds: same plan, same prompts, same per-prompt seeds and budgets
     ready, misses = prepare_requests(challenges.tasks, plan_work(challenges.tasks, settings), tokenizer,
@@ -111,7 +110,7 @@ def engine_overhead(args, engine, tokenizer) -> dict:
 
     def bare(_folder):
         out = engine.bare_generate(requests)
-        tokens.setdefault("bare_generate", []).append(sum(c.token_count for cs in out for c in cs))
+        tokens.setdefault("bare_generate", []).append(tokens_out(out))
 
     def pipeline(folder):
         records.append(run(challenges, engine, tokenizer, folder, settings, {"bench": "overhead"}, solutions,
@@ -184,8 +183,8 @@ class StageClock:
 
 
 def fresh(tokenizer) -> PromptTokenizer:
-    """What load_tokenizer gives a run, with an empty piece cache (as a run starts)."""
-    return PromptTokenizer(getattr(tokenizer, "tokenizer", tokenizer))
+    """What load_tokenizer gives a run for this (Hugging Face) tokenizer: an empty piece cache."""
+    return PromptTokenizer(tokenizer)
 
 
 def cpu_stages(challenges, tokenizer, settings: RunSettings, max_model_len: int, folder: Path) -> dict:
@@ -256,7 +255,7 @@ def render_vs_tokenize(challenges, tokenizer, settings: RunSettings) -> dict:
     cache, with its checks) and by the Hugging Face tokenizer's own encode; the ids must agree."""
     encoder, template = get_encoder(settings.encoder), get_template(settings.template)
     items = plan_work(challenges.tasks, settings)
-    plain, fast = getattr(tokenizer, "tokenizer", tokenizer), fresh(tokenizer)
+    plain, fast = tokenizer, fresh(tokenizer)
     clock = StageClock()
     texts = [render(plain, template, encoder, item.augmentation.apply_task(challenges.tasks[item.task_id]),
                     item.test_index, len(challenges.tasks[item.task_id].train)) for item in items]
@@ -286,6 +285,7 @@ def training_texts(challenges, tokenizer, encoder_name: str, template_name: str)
 
 
 def cpu_part(args, model_tokenizer) -> dict:
+    """``model_tokenizer``: the --model's Hugging Face tokenizer (each pass wraps it afresh)."""
     path = args.cost_challenges
     if not path.exists():
         print(f"CPU part: {path} not found ({EVAL_HINT}); using the bundled sample instead")
@@ -293,16 +293,16 @@ def cpu_part(args, model_tokenizer) -> dict:
     challenges = load_tasks(path)
     tokenizers = {}
     for name in [n.strip() for n in args.cost_tokenizers.split(",") if n.strip()]:
-        if name in ("model", "tiny"):  # "tiny": the name of earlier runs
-            tokenizers["model"] = (model_tokenizer, {"kind": f"the tokenizer of {args.model}"})
+        if name == "model":
+            tokenizers[name] = (model_tokenizer, {"kind": f"the tokenizer of {args.model}"})
         elif name == "qwen-like":
             settings = RunSettings()
             t = time.perf_counter()
             qwen = build_qwen_like_tokenizer(training_texts(challenges, model_tokenizer, settings.encoder,
                                                             settings.template), model_tokenizer.chat_template)
-            tokenizers[name] = (PromptTokenizer(qwen), {"kind": "Qwen2-style byte-level BPE (Qwen2 regex, NFC), merges trained here "
-                                               "on the file's prompts", "merges": merges_count(qwen),
-                                       "build_seconds": round(time.perf_counter() - t, 1)})
+            tokenizers[name] = (qwen, {"kind": "Qwen2-style byte-level BPE (Qwen2 regex, NFC), merges trained here "
+                                              "on the file's prompts", "merges": merges_count(qwen),
+                                      "build_seconds": round(time.perf_counter() - t, 1)})
         else:
             raise SystemExit(f"unknown tokenizer {name!r}; choose from model, qwen-like")
     results = {}
@@ -338,7 +338,7 @@ def main(argv=None) -> int:
         finally:
             engine.close()
     if not args.skip_cpu:
-        figures["cpu_part"] = cpu_part(args, tokenizer)
+        figures["cpu_part"] = cpu_part(args, tokenizer.tokenizer)
     finish(figures, args.out, started)
     return 0
 

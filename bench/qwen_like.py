@@ -20,17 +20,28 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from build_tiny_model import QWEN2_PRETOKENIZE_REGEX, SPECIAL_TOKENS  # noqa: E402
 
 
-def build_qwen_like_tokenizer(texts: list[str], chat_template: str, vocab_size: int = 32000):
-    """A transformers fast tokenizer trained on ``texts`` (e.g. rendered ARC prompts)."""
+def build_bpe_tokenizer(texts: list[str], chat_template: str, pre_tokenizer: str | None = "qwen2",
+                        vocab_size: int = 32000):
+    """A transformers fast byte-level BPE tokenizer trained on ``texts`` (e.g. rendered ARC prompts).
+
+    ``pre_tokenizer``: "qwen2" (Qwen2's NFC and regex: every digit apart), "gpt2" (GPT-2's regex:
+    digit runs stay together, so grids merge), or None (the whole text one pre-token: merges may
+    span anything, newlines included).
+    """
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(fuse_unk=False, byte_fallback=False))
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    if pre_tokenizer == "qwen2":
+        tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
+    elif pre_tokenizer in ("gpt2", None):
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=pre_tokenizer == "gpt2")
+    else:
+        raise ValueError(f"unknown pre-tokenizer {pre_tokenizer!r}; choose from qwen2, gpt2, None")
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
@@ -40,6 +51,11 @@ def build_qwen_like_tokenizer(texts: list[str], chat_template: str, vocab_size: 
                                  clean_up_tokenization_spaces=False, split_special_tokens=False)
     hf.chat_template = chat_template
     return hf
+
+
+def build_qwen_like_tokenizer(texts: list[str], chat_template: str, vocab_size: int = 32000):
+    """Qwen2's normalizer, regex and byte-level BPE with merges trained on ``texts``."""
+    return build_bpe_tokenizer(texts, chat_template, "qwen2", vocab_size)
 
 
 def merges_count(tokenizer) -> int:

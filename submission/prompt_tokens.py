@@ -10,7 +10,7 @@ between blocks is tokenized once and cached; a grid block is looked up one token
 when a probe has shown the tokenizer writes grid rows that way (Qwen2 splits every digit).
 
 That the pieces add up to the whole is checked, not assumed: on a probe at start, on the first
-prompts and on one prompt in every ``check_every`` after, against the tokenizer's own encoding.
+encodes and on one in every ``check_every`` after, against the tokenizer's own encoding.
 On any difference the tokenizer's own encoding is used for the rest of the run, and it says so.
 """
 
@@ -44,7 +44,7 @@ class PromptTokenizer:
         self.check_every = check_every
         self.check_first = check_first
         self.log = log
-        self.calls = self.checked = 0
+        self.encodes = self.checked = 0  # fast encodes (prompts, answer-budget grids, candidates), checks
         self.fallback: str | None = None  # why the fast path was given up, if it was
         self._pieces: dict[str, list[int]] = {}
         self._grid_ids: np.ndarray | None = None  # token id of each grid character, by ASCII code
@@ -60,20 +60,21 @@ class PromptTokenizer:
         (what the pipeline asks for), the tokenizer's own otherwise (same default as its encode)."""
         if add_special_tokens or self.fallback:
             return self._full(text, add_special_tokens)
-        self.calls += 1
+        self.encodes += 1
         ids = self._piecewise(text)
-        if self.calls <= self.check_first or self.calls % self.check_every == 0:
+        if self.encodes <= self.check_first or self.encodes % self.check_every == 0:
             self.checked += 1
             full = self._full(text)
             if ids != full:
                 at = next((i for i, (a, b) in enumerate(zip(ids, full)) if a != b), min(len(ids), len(full)))
-                self._give_up(f"prompt {self.calls} differs from the tokenizer's own encoding at token {at}")
+                self._give_up(f"encode {self.encodes} differs from the tokenizer's own encoding at token {at}")
                 return full
         return ids
 
     def describe(self) -> dict:
         return {"fast": self.fallback is None, "grid_rows_per_character": self._grid_ids is not None,
-                "prompts": self.calls, "checked": self.checked, "fallback": self.fallback}
+                "encodes": self.encodes, "checked": self.checked, "pieces": len(self._pieces),
+                "fallback": self.fallback}
 
     def _full(self, text: str, add_special_tokens: bool = False) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)

@@ -29,7 +29,7 @@ def test_bare_generate_gives_what_generate_gives(vllm_engine, tokenizer):
 def test_cpu_benchmark_pass_predicts_every_view_of_the_sample(sample_challenges, tokenizer, tmp_path):
     from overhead import STAGES, cpu_stages
 
-    result = cpu_stages(sample_challenges, tokenizer, RunSettings(augmentations=8, time_budget=None), 8192, tmp_path)
+    result = cpu_stages(sample_challenges, tokenizer.tokenizer, RunSettings(augmentations=8, time_budget=None), 8192, tmp_path)
     assert result["predictions"] == result["parsed"] == 10 * 8  # the instant answers are well-formed grids
     assert set(result["cpu"]) == set(result["wall"]) == set(STAGES)
     assert sum(1 for _ in open(tmp_path / "predictions.jsonl")) == 80
