@@ -168,14 +168,13 @@ def read_lock(path: Path) -> dict | None:
         return None
 
 
-def write_json(path: Path, data: object) -> bool:
-    """Write (indented, newline-terminated) unless the file already holds exactly that; True if written."""
+def write_json(path: Path, data: object) -> None:
+    """Write (indented, newline-terminated) unless the file already holds exactly that (its date stays)."""
     text = json.dumps(data, indent=2) + "\n"
     if path.is_file() and path.read_text() == text:
-        return False
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    return True
 
 
 def missing_wheels(lock: dict, wheels_dir: Path) -> list[dict]:
@@ -312,7 +311,7 @@ if __name__ == "__main__":
 '''
 
 
-def build_kernel(path: Path, title: str, run_args: list[str]) -> dict:
+def build_kernel(path: Path, title: str, run_args: list[str]) -> None:
     data = package_zip()
     encoded = base64.b64encode(data).decode()
     build = {"commit": git_commit(), "package_sha256": hashlib.sha256(data).hexdigest()}
@@ -323,7 +322,6 @@ def build_kernel(path: Path, title: str, run_args: list[str]) -> dict:
     path.write_text(text)
     log(f"kernel: wrote {path} ({len(text) // 1024} KiB; package {len(data) // 1024} KiB zipped, "
         f"commit {build['commit']})")
-    return build
 
 
 def check_run_args(run_args: list[str]) -> None:

@@ -213,9 +213,9 @@ def run_judge(
                                              engine.max_model_len)))
         except Unanswerable as exc:
             unscorable.append(_cache_record(key, None, 0, settings, model, f"unscorable: {exc}"))
+            cache[key] = None
     append_cache(cache_path, unscorable)
     result.unscorable = len(unscorable)
-    cache.update({_record_key(r): None for r in unscorable})
     groups = _by_test_input(ready)
     while groups:
         limit, rate = chunk, None
@@ -238,10 +238,11 @@ def run_judge(
         t0 = time.perf_counter()
         token_logprobs = engine.score([request for _, request in part])
         result.engine_seconds += time.perf_counter() - t0
-        records = [_cache_record(key, float(sum(lps)), len(lps), settings, model)
-                   for (key, _), lps in zip(part, token_logprobs)]
+        records = []
+        for (key, _), lps in zip(part, token_logprobs):
+            cache[key] = float(sum(lps))
+            records.append(_cache_record(key, cache[key], len(lps), settings, model))
         append_cache(cache_path, records)
-        cache.update({_record_key(r): r["logprob"] for r in records})
         result.computed += len(records)
     for key in keys:
         value = cache.get(key)
