@@ -125,6 +125,38 @@ def _padded_vocab_size(n: int, multiple: int = VOCAB_MULTIPLE) -> int:
     return ((n + multiple - 1) // multiple) * multiple
 
 
+def save_model_dir(model, tokenizer, out: Path) -> None:
+    """Write model + tokenizer as a folder that transformers (old and new) and vLLM load offline."""
+    out = Path(out)
+    model.save_pretrained(out, safe_serialization=True, max_shard_size="1GB")
+    tokenizer.save_pretrained(out)
+
+    # Real Qwen2.5 checkpoints carry "torch_dtype"; transformers 5 writes "dtype".
+    # Write both so every loader (old/new transformers, vLLM) sees bfloat16.
+    cfg_path = out / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["torch_dtype"] = "bfloat16"
+    cfg["dtype"] = "bfloat16"
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+    # transformers 5 writes tokenizer_class "TokenizersBackend" and puts the chat
+    # template only in chat_template.jinja. Use the portable class name
+    # (PreTrainedTokenizerFast is an alias of it in transformers 5) and also
+    # embed the template in tokenizer_config.json, as Qwen2.5 checkpoints do,
+    # so older transformers versions load the same tokenizer + template.
+    tc_path = out / "tokenizer_config.json"
+    tc = json.loads(tc_path.read_text())
+    tc["tokenizer_class"] = "PreTrainedTokenizerFast"
+    tc["chat_template"] = CHAT_TEMPLATE
+    tc["add_bos_token"] = False
+    tc["add_eos_token"] = False
+    tc_path.write_text(json.dumps(tc, indent=2, sort_keys=True) + "\n")
+
+    for p in out.iterdir():
+        if p.is_file():
+            p.chmod(0o644)
+
+
 def build_tiny_model(out_dir, seed: int = 0, max_position_embeddings: int = 8192) -> Path:
     """Build the tiny model + tokenizer into ``out_dir`` and return its Path."""
     import torch
@@ -177,34 +209,7 @@ def build_tiny_model(out_dir, seed: int = 0, max_position_embeddings: int = 8192
         pad_token_id=endoftext_id,
     )
 
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-
-    # Real Qwen2.5 checkpoints carry "torch_dtype"; transformers 5 writes "dtype".
-    # Write both so every loader (old/new transformers, vLLM) sees bfloat16.
-    cfg_path = out / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["torch_dtype"] = "bfloat16"
-    cfg["dtype"] = "bfloat16"
-    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-
-    # transformers 5 writes tokenizer_class "TokenizersBackend" and puts the chat
-    # template only in chat_template.jinja. Use the portable class name
-    # (PreTrainedTokenizerFast is an alias of it in transformers 5) and also
-    # embed the template in tokenizer_config.json, as Qwen2.5 checkpoints do,
-    # so older transformers versions load the same tokenizer + template.
-    tc_path = out / "tokenizer_config.json"
-    tc = json.loads(tc_path.read_text())
-    tc["tokenizer_class"] = "PreTrainedTokenizerFast"
-    tc["chat_template"] = CHAT_TEMPLATE
-    tc["add_bos_token"] = False
-    tc["add_eos_token"] = False
-    tc_path.write_text(json.dumps(tc, indent=2, sort_keys=True) + "\n")
-
-    for p in out.iterdir():
-        if p.is_file():
-            p.chmod(0o644)
-
+    save_model_dir(model, tokenizer, out)
     return out
 
 

@@ -84,10 +84,12 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                           "(default: %(default)s)")
     gen.add_argument("--beam-width", type=int, default=4,
                      help="beams per prompt in beam mode (default: %(default)s)")
-    gen.add_argument("--encoder", choices=sorted(ENCODERS), default=DEFAULT_ENCODER,
-                     help="grid text format the model was trained on (default: %(default)s, arc24's)")
-    gen.add_argument("--template", choices=sorted(TEMPLATES), default=DEFAULT_TEMPLATE,
-                     help="prompt template the model was trained on (default: %(default)s)")
+    gen.add_argument("--encoder", choices=sorted(ENCODERS),
+                     help="grid text format the model was trained on (default: the model folder's "
+                          f"arc_format.json, else {DEFAULT_ENCODER}, arc24's)")
+    gen.add_argument("--template", choices=sorted(TEMPLATES),
+                     help="prompt template the model was trained on (default: the model folder's "
+                          f"arc_format.json, else {DEFAULT_TEMPLATE})")
 
     eng = p.add_argument_group("engine (vLLM)")
     eng.add_argument("--dtype", default="auto",
@@ -136,11 +138,33 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                              "the work it records is skipped")
 
 
+def resolve_prompt_format(args) -> None:
+    """--encoder/--template from the model folder's arc_format.json where not given, said in the log;
+    a given one that contradicts the file is kept, with a warning (the model will likely score 0)."""
+    from .prompts import FORMAT_FILE, read_model_format
+
+    recorded, problem = read_model_format(args.model)
+    if problem:
+        log(f"run: {problem}; using the command line's prompt format")
+    defaults = {"encoder": DEFAULT_ENCODER, "template": DEFAULT_TEMPLATE}
+    for key, default in defaults.items():
+        given, trained = getattr(args, key), recorded.get(key)
+        if given is None:
+            setattr(args, key, trained or default)
+        elif trained and given != trained:
+            log(f"run: warning: --{key} {given} contradicts {Path(args.model) / FORMAT_FILE}, which says the "
+                f"model was trained with {trained}: a model asked in another format rarely answers right")
+    if recorded:
+        log(f"run: prompt format from {Path(args.model) / FORMAT_FILE}: encoder {args.encoder}, "
+            f"template {args.template}")
+
+
 def cmd_run(args) -> int:
     started = time.monotonic()  # the time budget counts engine start-up too
     challenges = _load_challenges_or_exit(args.challenges)  # before the model: bad files fail fast
     if args.solutions:
         _load_solutions_or_exit(args.solutions)
+    resolve_prompt_format(args)
     from .engine import EngineSettings, gpu_count, start_engine
     from .pipeline import ResumeError, RunSettings, check_resumable, run
     from .prompts import load_tokenizer

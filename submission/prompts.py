@@ -70,6 +70,14 @@ TEMPLATES = {
             ),
             answer_intro="### Output\n\n",
         ),
+        # Short text around the grids: every prompt token costs training time, and a small model
+        # trained from scratch (the demo model) needs no priors spelled out.
+        PromptTemplate(
+            name="output-from-examples-compact",
+            system="Solve the ARC task.",
+            intro="Each example maps an input grid to an output grid. Apply the same rule to the test input.",
+            answer_intro="### Output\n\n",
+        ),
     )
 }
 DEFAULT_TEMPLATE = "output-from-examples-v1"  # arc24's models after v0
@@ -146,6 +154,41 @@ def answer_token_budget(tokenizer, encoder, task: Task, margin: int = 8) -> int:
     side = max(side, *(max(g.shape) for g in task.test_inputs))
     largest = encoder.encode(np.zeros((side, side), dtype=np.uint8))
     return len(tokenizer.encode(largest, add_special_tokens=False)) + margin
+
+
+FORMAT_FILE = "arc_format.json"  # in a model folder: the prompt format the model was trained with
+
+
+def read_model_format(model_dir) -> tuple[dict[str, str], str | None]:
+    """The encoder and template recorded in a model folder's arc_format.json, and the problem with
+    the file if it is there but unusable (None when it is fine or simply absent).
+
+    Only known names are returned: a model asked in the wrong format writes grids nobody parses."""
+    import json
+    from pathlib import Path
+
+    from .encoders import ENCODERS
+
+    path = Path(model_dir) / FORMAT_FILE
+    if not path.is_file():
+        return {}, None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return {}, f"{path}: not readable JSON ({exc})"
+    if not isinstance(data, dict):
+        return {}, f"{path}: expected an object with encoder and template, got {type(data).__name__}"
+    known = {"encoder": ENCODERS, "template": TEMPLATES}
+    found, problems = {}, []
+    for key, names in known.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        if value in names:
+            found[key] = value
+        else:
+            problems.append(f"{key} {value!r} is not one of {', '.join(sorted(names))}")
+    return found, f"{path}: " + "; ".join(problems) if problems else None
 
 
 def load_tokenizer(model_dir: str, log=print):
