@@ -41,6 +41,7 @@ class JudgeSettings:
     template: str = DEFAULT_TEMPLATE
     permute_background: bool = False
     shuffle_order: bool = True
+    max_tokens: int | None = None  # the run's --max-tokens: prompts keep the examples generation's kept
 
     def __post_init__(self):
         if self.views < 1 or self.top_k < 1:
@@ -60,6 +61,7 @@ class JudgeSettings:
             template=run_settings.get("template", default.template),
             permute_background=run_settings.get("permute_background", default.permute_background),
             shuffle_order=run_settings.get("shuffle_order", default.shuffle_order),
+            max_tokens=run_settings.get("max_tokens", default.max_tokens),
         )
 
 
@@ -127,8 +129,12 @@ def score_request(tokenizer, task: Task, key: ScoreKey, settings: JudgeSettings,
     continuation = tokenizer.encode(
         candidate_text(encoder, view.apply_grid(np.asarray(key.grid, dtype=np.uint8))), add_special_tokens=False
     )
-    # The generation prompt of this view, unless the candidate needs more room than its budget.
-    answer_tokens = max(answer_token_budget(tokenizer, encoder, task), len(continuation) + 1)
+    # The generation prompt of this view (its answer budget capped by --max-tokens as generation's is),
+    # unless the candidate needs more room than that budget.
+    budget = answer_token_budget(tokenizer, encoder, task)
+    if settings.max_tokens:
+        budget = min(budget, settings.max_tokens)
+    answer_tokens = max(budget, len(continuation) + 1)
     prompt = build_prompt(tokenizer, template, encoder, view.apply_task(task), key.test_index, max_model_len,
                           answer_tokens)
     return ScoreRequest(prompt.token_ids, tuple(continuation))

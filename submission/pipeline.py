@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -44,6 +45,10 @@ FINAL_WRITES_SECONDS = 10.0
 # A judge score (one prefill with prompt log-probs) cost about one generated prompt of the same
 # task on the CPU benchmark (docs/benchmarks.md); generation leaves that much time per planned score.
 JUDGE_SCORE_PER_PROMPT = 1.0
+
+# Prompts that come back without an answer while time is left (a worker died or failed) are sent
+# again this many times within their chunk; after that, later rounds (which re-plan undone work) retry.
+LOST_RETRIES = 2
 
 # vLLM's beam search cannot be aborted, so beam mode sends smaller calls and checks the time
 # between them (its cost per call is per generated token, so small calls lose little).
@@ -186,21 +191,25 @@ def _request_seed(seed: int, item: WorkItem) -> int:
 def generate_predictions(
     engine: Engine, ready: list[tuple[WorkItem, GenerationRequest]], settings: RunSettings,
     deadline: float | None = None,
-) -> tuple[list[Prediction], int]:
-    """One engine call; returns the predictions of the prompts that finished, and how many did not
-    (aborted at the deadline, or lost with a worker)."""
+) -> tuple[list[Prediction], list[tuple[WorkItem, GenerationRequest]]]:
+    """One engine call; returns the predictions of the prompts that finished, and the prompts that
+    did not (aborted at the deadline, or lost with a worker)."""
     encoder = get_encoder(settings.encoder)
     mode = settings.mode
-    if mode == "beam":  # vLLM's beam search cannot be aborted: a chunk runs to its end
-        outputs = engine.beam_search([request for _, request in ready], settings.beam_width)
-    else:
-        outputs = engine.generate([request for _, request in ready], deadline=deadline)
+    try:
+        if mode == "beam":  # vLLM's beam search cannot be aborted: a chunk runs to its end
+            outputs = engine.beam_search([request for _, request in ready], settings.beam_width)
+        else:
+            outputs = engine.generate([request for _, request in ready], deadline=deadline)
+    except Exception as exc:
+        raise EngineFailure(f"{type(exc).__name__}: {exc}") from exc
     if len(outputs) != len(ready):
         raise RuntimeError(f"engine returned {len(outputs)} results for {len(ready)} prompts")
-    predictions, unfinished = [], 0
-    for (item, _), completions in zip(ready, outputs):
+    predictions, unfinished = [], []
+    for pair, completions in zip(ready, outputs):
+        item = pair[0]
         if completions is None:
-            unfinished += 1
+            unfinished.append(pair)
             continue
         for s, c in enumerate(completions[: settings.completions_per_prompt]):
             predictions.append(to_prediction(
@@ -226,6 +235,18 @@ def finish(
     write_json_atomic(out_dir / "metrics.json", metrics)
     log(format_table(metrics))
     return metrics
+
+
+class EngineFailure(RuntimeError):
+    """The engine (or a worker pool) raised during a call; the message is its exception's."""
+
+
+def failure_origin(exc: BaseException) -> str:
+    """Where an exception was raised: ``file:line in function`` of the innermost frame."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "unknown origin"
+    return f"{Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}"
 
 
 class ResumeError(ValueError):
@@ -314,13 +335,30 @@ def run(
                 if job.round(number, total_rounds):
                     status = "time budget reached"
                     break
+            if status == "done" and job.lost["lost"]:
+                # the last round's lost prompts have no later round: one more pass over what is undone
+                if job.round(total_rounds, total_rounds):
+                    status = "time budget reached"
+            undone = len(job.undone(total_rounds)) if status == "done" else 0
+            if undone:
+                status = f"incomplete: {undone} prompts lost by the engine"
+                log(f"run: {undone} prompts are still without an answer after every retry (see the engine lines "
+                    "above); a re-run on the same folder resumes them")
     except Terminated:
         status = "stopped by SIGTERM"
         log("run: SIGTERM received; writing the submission from the predictions made so far")
-    except Exception as exc:  # an engine or worker failure must not cost the submission
-        status = f"engine failed: {type(exc).__name__}: {exc}"
-        log(f"run: the engine failed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-            f"writing the submission from the {len(predictions)} predictions made so far")
+    except Exception as exc:  # any failure must not cost the submission; the log says whose it was
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        if isinstance(exc, EngineFailure):
+            status = f"engine failed: {exc}"
+            log(f"run: the engine failed ({first_line}); "
+                f"writing the submission from the {len(predictions)} predictions made so far")
+        else:
+            origin = failure_origin(exc)
+            status = f"internal error: {type(exc).__name__}: {first_line} ({origin})"
+            log(f"run: internal error, a bug of this program, not of the engine: {type(exc).__name__}: "
+                f"{first_line} at {origin}; writing the submission from the {len(predictions)} predictions "
+                f"made so far\n" + "".join(traceback.format_exception(exc)).rstrip())
 
     clock = job.clock
     judge_scores, judge_record = None, None
@@ -339,6 +377,7 @@ def run(
         "status": status,
         "rounds": job.rounds,
         "prompts_sent": job.speed.prompts,
+        "engine_lost_prompts": job.lost,
         "predictions": len(predictions),
         "parsed": parsed,
         "stage_seconds": clock.seconds,
@@ -389,6 +428,7 @@ class _Job:
     speed: Throughput = field(default_factory=Throughput)
     rounds: list[dict] = field(default_factory=list)  # summaries for run.json
     judge_scores_planned: int = 0  # judge selectors: the (candidate, view) scores to leave time for
+    lost: dict = field(default_factory=lambda: {"lost": 0, "retried": 0})  # prompts the engine lost, for run.json
 
     def __post_init__(self):
         self.done = {p.key for p in self.predictions}
@@ -406,9 +446,7 @@ class _Job:
     def round(self, number: int, total: int) -> bool:
         """Run round ``number``; True when the time budget cut it (no later round will fit)."""
         settings, started = self.settings, time.monotonic()
-        items = round_items(self.plans, self.done, group_by_test_input(self.predictions), number,
-                            settings.views_per_round, settings.completions_per_prompt, settings.adaptive,
-                            settings.settle_after)
+        items = self.undone(number)
         if not items:
             return False
         deadline = self.generation_deadline
@@ -450,15 +488,30 @@ class _Job:
             chunk = ready[start : start + size]
             if not self._fits(chunk):
                 return len(ready), new, len(ready) - start
-            t0, deadline = time.monotonic(), self.generation_deadline
-            with self.clock.stage("generate"):
-                made, lost = generate_predictions(self.engine, chunk, settings,
-                                                  deadline.generation_ends() if deadline else None)
-            self.speed.add(len(chunk), len(made), time.monotonic() - t0)
-            with self.clock.stage("record"):
-                new += self._record(made)
-            if lost:  # aborted at the deadline, or lost with a worker: the rest waits for a later run
-                return len(ready), new, lost + len(ready) - start - len(chunk)
+            pending = chunk
+            for attempt in range(LOST_RETRIES + 1):
+                t0, deadline = time.monotonic(), self.generation_deadline
+                with self.clock.stage("generate"):
+                    made, lost = generate_predictions(self.engine, pending, settings,
+                                                      deadline.generation_ends() if deadline else None)
+                self.speed.add(len(pending), len(made), time.monotonic() - t0)
+                with self.clock.stage("record"):
+                    new += self._record(made)
+                if not lost:
+                    break
+                if deadline is not None and deadline.left() <= 0:  # aborted at the deadline: a budget stop
+                    return len(ready), new, len(lost) + len(ready) - start - len(chunk)
+                # Lost with a worker (or an engine hiccup) while time is left: send them again, to the
+                # workers still alive; what is still lost after the retries waits for the next round.
+                self.lost["lost"] += len(lost)
+                if attempt < LOST_RETRIES:
+                    self.lost["retried"] += len(lost)
+                    self.log(f"engine: {len(lost)} prompts came back without an answer (not the time budget); "
+                             f"sending them again (retry {attempt + 1} of {LOST_RETRIES})")
+                pending = lost
+            else:
+                self.log(f"engine: {len(pending)} prompts still without an answer after {LOST_RETRIES} retries; "
+                         "later rounds try them again")
         return len(ready), new, 0
 
     def _fits(self, chunk: list) -> bool:
@@ -480,6 +533,12 @@ class _Job:
         self.predictions.extend(fresh)
         self.done.update(p.key for p in fresh)
         return len(fresh)
+
+    def undone(self, round_number: int) -> list[WorkItem]:
+        """Work of rounds up to ``round_number`` not recorded yet (settled test inputs excepted)."""
+        s = self.settings
+        return round_items(self.plans, self.done, group_by_test_input(self.predictions), round_number,
+                           s.views_per_round, s.completions_per_prompt, s.adaptive, s.settle_after)
 
     def _eta_seconds(self) -> float:
         """Time the views not generated yet would take at the throughput measured so far."""

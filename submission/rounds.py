@@ -100,8 +100,9 @@ def rounds_needed(views: int, views_per_round: int) -> int:
 def fit_to_time(items: list[WorkItem], samples: int, seconds_per_completion: float | None,
                 seconds_left: float, safety: float = 0.85) -> list[WorkItem]:
     """The leading items that the measured throughput says will finish in time (all of them
-    before any throughput is known: the engine's deadline still guards that round)."""
-    if seconds_per_completion is None or seconds_per_completion <= 0:
-        return items
+    before any throughput is known, the engine's deadline still guarding that round, and all of
+    them when there is no time budget: ``seconds_left`` infinite)."""
+    if seconds_per_completion is None or seconds_per_completion <= 0 or seconds_left == float("inf"):
+        return items  # nothing measured yet, or no budget: every item
     fits = int(max(0.0, seconds_left) * safety / (seconds_per_completion * samples))
     return items[:fits]

@@ -3,8 +3,8 @@
 vLLM's offline data-parallel pattern for a model that fits one device: a process per GPU with
 its own CUDA_VISIBLE_DEVICES, each with a whole engine. Every ``generate`` shares its requests out
 by task so each worker gets a similar number of prompt tokens, then merges the results in
-request order. A worker that dies leaves its share unfinished (None), which the next round or a
-resumed run picks up; when none is left alive, ``generate`` raises.
+request order. A worker that dies leaves its share unfinished (None): the run sends those prompts
+again, to the workers still alive (pipeline.LOST_RETRIES); when none is left, ``generate`` raises.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ class EnginePool:
 
     def _mark_dead(self, w, why: str, lost: int) -> None:
         w["alive"] = False
-        self.log(f"engine: worker {w['index']} {why}; its {lost} prompts are left for a later round or a resume")
+        self.log(f"engine: worker {w['index']} {why}; its {lost} prompts go back to the run, which sends them again "
+                 "to the workers still alive")
 
     def generate(self, requests: list[GenerationRequest], deadline: float | None = None
                  ) -> list[list[Completion] | None]:
