@@ -402,16 +402,27 @@ def run_job(args, python: str, package_root: str, challenges_path: Path, run_arg
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     remaining = deadline - time.monotonic()
-    hard = remaining - HARD_MARGIN
-    if hard < 2 * SOFT_MARGIN:
+    limits = child_time_limits(remaining)
+    if limits is None:
         log(f"error: only {remaining:.0f}s of the time budget left; {submission_path} keeps the fallback")
         return
+    hard, budget = limits
     command = [python, "-m", "submission", "run", "--challenges", str(challenges_path), "--model", str(model_dir),
-               "--out", str(run_dir), "--time-budget", f"{hard - SOFT_MARGIN:.0f}", *run_args, *extra_run_args]
+               "--out", str(run_dir), "--time-budget", f"{budget:.0f}", *run_args, *extra_run_args]
     log(f"run: {' '.join(command[1:])}")
     code = run_pipeline(command, env, hard)
     status = "killed at the hard stop" if code is None else f"exit {code}"
     log(f"run: {status}; {adopt_result(raw, fallback, run_dir / 'submission.json', submission_path)}")
+
+
+def child_time_limits(remaining: float) -> tuple[float, float] | None:
+    """(hard stop, the run's own --time-budget), seconds from now, for a run with ``remaining``
+    seconds of the kernel's budget: the run is told to end SOFT_MARGIN before it would be killed,
+    so its final writes land; None when too little is left to start one."""
+    hard = remaining - HARD_MARGIN
+    if hard < 2 * SOFT_MARGIN:
+        return None
+    return hard, hard - SOFT_MARGIN
 
 
 def adopt_result(raw: dict, fallback: dict, result_path: Path, submission_path: Path) -> str:

@@ -83,3 +83,27 @@ class SlowBeamEngine(ScriptedEngine):
         time.sleep(self.seconds_per_prompt * len(requests))
         self.spans.append((start, time.monotonic()))
         return [[self.completions[b % len(self.completions)] for b in range(beam_width)] for _ in requests]
+
+
+class FakeClock:
+    """Stands in for the ``time`` module of the code under test: time passes only when a double
+    "works" (``sleep``), so deadline logic is tested exactly, however busy the machine is."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    perf_counter = monotonic
+    time = monotonic
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def use_fake_clock(monkeypatch, *modules) -> FakeClock:
+    clock = FakeClock()
+    for module in modules:
+        monkeypatch.setattr(module, "time", clock)
+    return clock

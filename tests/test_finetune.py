@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from submission import finetune
-from submission.augment import Augmentation
 from submission.encoders import get_encoder, parse_answer
 from submission.families import generated_tasks
 from submission.pipeline import RunSettings, plan_work, prepare_requests

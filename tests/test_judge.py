@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SAMPLE
-from doubles import OracleEngine
+from doubles import OracleEngine, use_fake_clock
+from submission import judge as judge_module
 from submission.augment import Augmentation, plan_augmentations
 from submission.encoders import get_encoder, parse_answer
 from submission.engine import GenerationRequest
@@ -227,12 +228,12 @@ def test_beam_mode_run_records_each_beam_and_a_judge_run_records_its_cost(vllm_e
 
 
 class SlowScorer(SpyScorer):
-    def __init__(self, seconds_per_score):
+    def __init__(self, seconds_per_score, clock=time):
         super().__init__()
-        self.seconds_per_score = seconds_per_score
+        self.seconds_per_score, self.clock = seconds_per_score, clock
 
     def score(self, requests):
-        time.sleep(self.seconds_per_score * len(requests))
+        self.clock.sleep(self.seconds_per_score * len(requests))
         return super().score(requests)
 
 
@@ -249,15 +250,16 @@ def test_calls_hold_whole_test_inputs_the_first_one_small_under_a_deadline(sampl
 
 
 def test_judging_under_a_deadline_scores_whole_test_inputs_and_skips_the_rest(sample_challenges, sample_solutions,
-                                                                             tokenizer, tmp_path):
+                                                                             tokenizer, tmp_path, monkeypatch):
     # 16 scores per test input at 10 ms: 0.16 s each. Of 0.4 s, two test inputs fit; the third
-    # would start with ~0.08 s left.
+    # would start with 0.08 s left. Time passes only while the scorer works (a fake clock).
+    clock = use_fake_clock(monkeypatch, judge_module)
     preds = candidate_predictions(sample_challenges, sample_solutions)
-    scorer = SlowScorer(0.01)
-    started = time.monotonic()
+    scorer = SlowScorer(0.01, clock)
+    started = clock.monotonic()
     result = run_judge(sample_challenges, preds, JudgeSettings(views=8, top_k=2), tmp_path / CACHE_NAME, scorer,
                        tokenizer, model="m", log=lambda _: None, first_chunk=16, chunk=16, deadline=started + 0.4)
-    assert time.monotonic() < started + 0.4 + 0.05
+    assert clock.monotonic() == pytest.approx(started + 0.32)
     assert (result.computed, result.skipped) == (32, 16) and [len(c[0]) for c in scorer.calls] == [16, 16]
     assert len(result.scores) == 2 and all(len(views) == 8 for table in result.scores.values()
                                            for views in table.values())
@@ -268,32 +270,36 @@ def test_judging_under_a_deadline_scores_whole_test_inputs_and_skips_the_rest(sa
 class SlowOracle(OracleEngine):
     """The oracle, taking ``seconds`` per prompt generated or candidate scored."""
 
-    def __init__(self, *args, seconds, **kwargs):
+    def __init__(self, *args, seconds, clock=time, **kwargs):
         super().__init__(*args, **kwargs)
-        self.seconds, self.scored = seconds, 0
+        self.seconds, self.scored, self.clock = seconds, 0, clock
 
     def generate(self, requests, deadline=None):
-        time.sleep(self.seconds * len(requests))
+        self.clock.sleep(self.seconds * len(requests))
         return super().generate(requests, deadline)
 
     def score(self, requests):
-        time.sleep(self.seconds * len(requests))
+        self.clock.sleep(self.seconds * len(requests))
         self.scored += len(requests)
         return [[-0.001 * t for t in r.continuation_token_ids] for r in requests]
 
 
 def test_generation_leaves_the_judge_its_time_within_the_budget(sample_challenges, sample_solutions, tokenizer,
-                                                                tmp_path):
+                                                                tmp_path, monkeypatch):
     # 20 ms per prompt or score: round 1 (80 prompts) 1.6 s, the judge (10 test inputs x 1
     # candidate x 8 views) 1.6 s. Of a 4 s budget, round 2 gets only what the judge leaves.
+    # Time passes only while the engine works (a fake clock), so the figures are exact under load.
+    from submission import pipeline, rounds
+
+    clock = use_fake_clock(monkeypatch, judge_module, pipeline, rounds)
     settings = RunSettings(augmentations=24, adaptive=False, selector="judge", judge_top_k=1, judge_views=8,
                            time_budget=4.0, reserve_seconds=0.4)
-    engine = SlowOracle(sample_challenges, sample_solutions, tokenizer, settings, seconds=0.02)
+    engine = SlowOracle(sample_challenges, sample_solutions, tokenizer, settings, seconds=0.02, clock=clock)
     lines = []
-    started = time.monotonic()
+    started = clock.monotonic()
     record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, SAMPLE / "solutions.json",
                  log=lines.append, started=started)
-    assert time.monotonic() < started + 4.0 + 0.3
+    assert clock.monotonic() <= started + 4.0
     assert record["status"] == "time budget reached"
     assert record["judge"]["computed"] == engine.scored == 80 and record["judge"]["skipped_for_time"] == 0
     assert 80 < record["prompts_sent"] < 240 and record["score"] == 1.0

@@ -2,13 +2,11 @@
 
 import json
 
-import pytest
 
 from conftest import SAMPLE
 from doubles import OracleEngine
 from submission import pipeline
 from submission.pipeline import RunSettings, run
-from submission.predictions import read_predictions
 from submission.rounds import WorkItem, fit_to_time
 from submission.submit import validate_submission
 
@@ -94,7 +92,6 @@ def test_a_bug_of_the_program_is_not_reported_as_an_engine_failure(sample_challe
 
 
 def test_judge_prompts_are_generations_prompts_under_max_tokens(sample_challenges, tokenizer):
-    from submission.augment import Augmentation
     from submission.judge import JudgeSettings, ScoreKey, score_request
     from submission.pipeline import plan_work, prepare_requests
 

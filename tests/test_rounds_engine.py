@@ -142,3 +142,48 @@ def test_start_up_out_of_memory_is_retried_once_with_a_smaller_context(tiny_mode
         assert "retrying once with context 4096" in lines[0]
     finally:
         engine.close()
+
+
+def test_a_worker_killed_mid_run_leaves_its_work_to_the_other(tiny_model_dir, sample_challenges, tmp_path):
+    import psutil
+
+    (tmp_path / "model").symlink_to(tiny_model_dir)
+    out = tmp_path / "two"
+    command = [sys.executable, "-m", "submission", "run", "--challenges", str(SAMPLE / "challenges.json"),
+               "--model", str(tmp_path / "model"), "--out", str(out), "--augmentations", "8", "--max-tokens", "16",
+               "--chunk-prompts", "8", "--workers", "2", "--cpu-kv-cache-gib", "0.5", "--time-budget", "0"]
+    with open(tmp_path / "log", "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)
+        try:
+            predictions, deadline = out / "predictions.jsonl", time.monotonic() + 600
+            while _lines(predictions) < 8 and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert process.poll() is None, "the run ended before a worker could be killed"
+            # the pool's workers are the run's direct children (multiprocessing spawn)
+            workers = [p for p in psutil.Process(process.pid).children() if "multiprocessing" in " ".join(p.cmdline())]
+            assert len(workers) == 2
+            for p in workers[0].children(recursive=True) + [workers[0]]:
+                p.kill()
+            process.wait(timeout=600)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    text = (tmp_path / "log").read_text()
+    assert process.returncode == 0, text[-3000:]
+    assert "engine: worker 0 died" in text and "sending them again" in text
+    record = load(out / "run.json")
+    assert record["status"] == "done" and record["predictions"] == 80
+    keys = [p.key for p in read_predictions(predictions)]
+    assert len(keys) == len(set(keys)) == 80
+    assert validate_submission(sample_challenges, load(out / "submission.json")) == []
+
+
+def test_no_time_budget_runs_both_rounds(tiny_model_dir, tmp_path):
+    (tmp_path / "model").symlink_to(tiny_model_dir)
+    out = tmp_path / "run"
+    done = subprocess.run(_cli(out) + ["--time-budget", "0"], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = load(out / "run.json")
+    assert record["status"] == "done" and [r["round"] for r in record["rounds"]] == [1, 2]
+    assert record["predictions"] == 160 and record["settings"]["time_budget"] is None
