@@ -61,6 +61,21 @@ ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed, so the same sources give the same ker
 KERNEL_TYPES = ("script", "notebook")
 KERNEL_LANGUAGES = ("python", "r", "rmarkdown")
 PINNING_TYPES = ("original", "latest")
+# kernel-metadata.json's machine_shape: the accelerators Kaggle's CLI lists "as of Sep 2026"
+# (github.com/Kaggle/kaggle-cli, docs/kernels.md, `kaggle kernels push --accelerator`; the field is
+# described in docs/kernels_metadata.md). Without it a kernel runs on the account's default GPU,
+# which can be one vLLM does not support (a P100): the run falls back and scores 0.
+GPU_MACHINE_SHAPES = {
+    "NvidiaL4": "4x L4 (24 GB each): ARC Prize 2026's ARC-AGI-2 competition",
+    "NvidiaL4X1": "one L4",
+    "NvidiaTeslaT4": "GPU T4",
+    "NvidiaTeslaT4Highmem": "GPU T4 x2 (ARC Prize 2024-2025)",
+    "NvidiaTeslaA100": "A100",
+    "NvidiaH100": "H100",
+    "NvidiaRtxPro6000": "RTX Pro 6000",
+}
+TPU_MACHINE_SHAPES = ("TpuV5E8", "TpuV6E8")  # Kaggle takes them; vLLM's CUDA wheels cannot use them
+DEFAULT_MACHINE_SHAPE = "NvidiaL4"
 
 
 def log(message: str) -> None:
@@ -398,6 +413,16 @@ def check_kernel_metadata(meta: dict, folder: Path) -> tuple[list[str], list[str
     for source in competitions:
         if not isinstance(source, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", source):
             errors.append(f"competition_sources: {source!r} is not a competition slug")
+    shape = meta.get("machine_shape")
+    if shape in TPU_MACHINE_SHAPES:
+        errors.append(f"machine_shape: {shape} is a TPU; the bundle's vLLM needs an NVIDIA GPU "
+                      f"(one of {', '.join(GPU_MACHINE_SHAPES)})")
+    elif shape not in GPU_MACHINE_SHAPES:
+        errors.append(f"machine_shape: {shape!r} is not one of Kaggle's GPU accelerators "
+                      f"({', '.join(GPU_MACHINE_SHAPES)}); without it the kernel runs on the account's default GPU")
+    image = meta.get("docker_image")
+    if image is not None and (not isinstance(image, str) or not image.strip() or " " in image):
+        errors.append(f"docker_image: {image!r} is not an image reference")
     pinning = meta.get("docker_image_pinning_type")
     if pinning is not None and pinning not in PINNING_TYPES:
         errors.append(f"docker_image_pinning_type: must be one of {PINNING_TYPES}")
@@ -441,6 +466,9 @@ def kernel_metadata(template: dict, args, wheels_dataset: str) -> dict:
     meta["is_private"] = False if args.public else bool(template.get("is_private", True))
     meta["enable_gpu"], meta["enable_internet"] = True, False
     meta["competition_sources"] = args.competition or template.get("competition_sources", [])
+    meta["machine_shape"] = args.machine_shape or template.get("machine_shape") or DEFAULT_MACHINE_SHAPE
+    if args.docker_image:
+        meta["docker_image"] = args.docker_image
     # The template's first dataset is the wheels, the others are the model's unless replaced.
     template_datasets = [with_owner(d, args.owner) for d in template.get("dataset_sources", [])]
     if args.model_dataset is not None:
@@ -518,6 +546,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--model-source", action="append", metavar="OWNER/MODEL/FRAMEWORK/VARIATION/VERSION",
                    help="a Kaggle Model instead of a dataset, repeatable")
     m.add_argument("--public", action="store_true", help="make the kernel public (default: private)")
+    m.add_argument("--machine-shape", metavar="ACCELERATOR",
+                   help="Kaggle accelerator (kernel-metadata's machine_shape; default: the template's, else "
+                        f"{DEFAULT_MACHINE_SHAPE}): " + "; ".join(f"{k} = {v}" for k, v in GPU_MACHINE_SHAPES.items()))
+    m.add_argument("--docker-image", metavar="IMAGE",
+                   help="pin the kernel's image (kernel-metadata's docker_image), so the environment the wheels "
+                        "were built for cannot change under a submission; default: Kaggle's current image")
     return p.parse_args(argv)
 
 
@@ -574,7 +608,13 @@ def report(errors: list[str], warnings: list[str], args, wheels_dataset: str, ke
         log(f"  kaggle datasets create -p {args.wheels_dir}     # first time; later: kaggle datasets version "
             f"-p {args.wheels_dir} -m 'new wheels'   ({wheels_dataset})")
     if kernel:
-        log(f"  kaggle kernels push -p {args.kernel_dir}")
+        meta = json.loads((args.kernel_dir / "kernel-metadata.json").read_text())
+        kernel_id, competition = meta["id"], (meta.get("competition_sources") or ["COMPETITION"])[0]
+        log(f"  kaggle kernels push -p {args.kernel_dir}     # a new version, run on {meta['machine_shape']}")
+        log(f"  kaggle kernels status {kernel_id}     # until it says complete")
+        log(f"  kaggle kernels output {kernel_id} -p runs/kaggle     # its log and submission.json, to check")
+        log(f"  kaggle competitions submit -c {competition} -k {kernel_id} -v VERSION -f submission.json "
+            "-m 'note'     # a code competition scores a notebook version; an uploaded file is refused")
     return 0
 
 

@@ -103,6 +103,10 @@ def test_a_bad_option_is_reported_and_fails_the_build(tmp_path):
     ({"model_sources": ["alice/model/transformers/default/latest"]}, "the version (last part) must be a number"),
     ({"competition_sources": []}, "competition_sources: name the competition"),
     ({"docker_image_pinning_type": "newest"}, "docker_image_pinning_type"),
+    ({"machine_shape": None}, "machine_shape: None is not one of Kaggle's GPU accelerators"),
+    ({"machine_shape": "NvidiaTeslaP100"}, "machine_shape: 'NvidiaTeslaP100' is not one of"),
+    ({"machine_shape": "TpuV5E8"}, "machine_shape: TpuV5E8 is a TPU"),
+    ({"docker_image": ""}, "docker_image: '' is not an image reference"),
 ])
 def test_the_kernel_metadata_checks_catch_each_rule(kernel_dir, change, message):
     meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
@@ -163,6 +167,42 @@ def test_the_newest_competition_s_test_challenges_come_first(tmp_path):
     assert [p.parent.name for p in found] == ["arc-prize-2026", "arc-prize-2025", "arc-prize-2024"]
     assert all(p.name == "arc-agi_test_challenges.json" for p in found)
     assert kaggle_entry.find_challenges(tmp_path / "nowhere") == []
+
+
+def test_the_built_metadata_names_the_2026_competition_and_its_accelerator(tmp_path):
+    out = tmp_path / "kernel"
+    assert build_bundle.main(["--skip-wheels", "--kernel-dir", str(out), "--owner", "alice"]) == 0
+    meta = json.loads((out / "kernel-metadata.json").read_text())
+    assert meta["competition_sources"] == ["arc-prize-2026-arc-agi-2"] and meta["machine_shape"] == "NvidiaL4"
+    assert "docker_image" not in meta
+    assert build_bundle.main(["--skip-wheels", "--kernel-dir", str(out), "--owner", "alice", "--machine-shape",
+                              "NvidiaTeslaT4Highmem", "--docker-image", "gcr.io/kaggle-gpu-images/python@sha256:0"]) == 0
+    meta = json.loads((out / "kernel-metadata.json").read_text())
+    assert meta["machine_shape"] == "NvidiaTeslaT4Highmem"
+    assert meta["docker_image"] == "gcr.io/kaggle-gpu-images/python@sha256:0"
+    assert build_bundle.main(["--skip-wheels", "--kernel-dir", str(out), "--machine-shape", "NvidiaTeslaP100"]) == 1
+
+
+@pytest.mark.parametrize("layout", ["2024-2025", "2026"])
+def test_inputs_are_found_in_each_year_s_mounts(tmp_path, tiny_model_dir, layout):
+    # 2024/2025: /kaggle/input/<competition or dataset slug>/...; models: <model>/<framework>/<variation>/<version>
+    # 2026: one level deeper, /kaggle/input/competitions/<slug>/, datasets/<owner>/<slug>/, models/<owner>/<model>/...
+    if layout == "2026":
+        competition = tmp_path / "competitions" / "arc-prize-2026-arc-agi-2"
+        wheels = tmp_path / "datasets" / "alice" / "arc-vllm-wheels"
+        model = tmp_path / "models" / "alice" / "arc-model" / "transformers" / "default" / "1"
+    else:
+        competition = tmp_path / "arc-prize-2025"
+        wheels = tmp_path / "arc-vllm-wheels"
+        model = tmp_path / "arc-model" / "transformers" / "default" / "1"
+    competition.mkdir(parents=True)
+    (competition / "arc-agi_test_challenges.json").write_text("{}")
+    wheels.mkdir(parents=True)
+    (wheels / "vllm-0.19.1-cp38-abi3-manylinux_2_31_x86_64.whl").write_bytes(b"")
+    shutil.copytree(tiny_model_dir, model)
+    assert kaggle_entry.find_challenges(tmp_path) == [competition / "arc-agi_test_challenges.json"]
+    assert kaggle_entry.find_wheels_dir(tmp_path) == wheels
+    assert kaggle_entry.find_model_dirs(tmp_path) == [model]
 
 
 def test_the_model_and_the_wheels_are_found_under_the_input_root(tmp_path, tiny_model_dir):
@@ -318,6 +358,7 @@ def fresh_venv(path: Path) -> str:
     return str(path / "bin" / "python")
 
 
+@pytest.mark.network
 def test_vendoring_writes_a_lock_of_the_wheels_and_a_second_run_downloads_nothing(vendored, tmp_path):
     wheels, lock_path, first_output = vendored
     assert "downloading 2 of 2" in first_output
@@ -341,6 +382,7 @@ def test_vendoring_writes_a_lock_of_the_wheels_and_a_second_run_downloads_nothin
     assert {p.name: p.stat().st_mtime_ns for p in wheels.glob("*.whl")} == stamps
 
 
+@pytest.mark.network
 def test_the_kernel_installs_the_wheels_it_finds_and_keeps_the_fallback_without_vllm(vendored, kernel_dir, tmp_path):
     wheels, _, _ = vendored
     python = fresh_venv(tmp_path / "venv")  # no numpy, orjson or vllm
