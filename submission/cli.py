@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -133,6 +134,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     budget.add_argument("--workers", type=int, default=0,
                         help="engine processes, each with a GPU of its own (worker i: GPU i mod count); "
                              "0 = one per GPU found, one on CPU; on CPU, N > 1 share the cores (default: 0)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show vLLM's own INFO log lines too (default: its warnings and errors only)")
     budget.add_argument("--fresh", action="store_true",
                         help="start over; by default a run folder with predictions.jsonl is resumed and "
                              "the work it records is skipped")
@@ -165,6 +168,8 @@ def cmd_run(args) -> int:
     if args.solutions:
         _load_solutions_or_exit(args.solutions)
     resolve_prompt_format(args)
+    if args.verbose:
+        os.environ["VLLM_LOGGING_LEVEL"] = "INFO"  # read when vllm is first imported, here and in workers
     from .engine import EngineSettings, gpu_count, start_engine
     from .pipeline import ResumeError, RunSettings, check_resumable, run
     from .prompts import load_tokenizer

@@ -14,6 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+# vLLM logs dozens of INFO lines per start (52 of the demo's 85 lines): warnings and errors are what
+# a user needs from it beside the run's own progress lines. `run --verbose` (or the variable) asks for more.
+os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
 DEFAULT_MAX_MODEL_LEN = 10240  # arc24's context for its Qwen models; a 30x30 answer is ~1035 tokens
 DEFAULT_CPU_KV_CACHE_GIB = 2
 

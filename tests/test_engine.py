@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -58,14 +60,22 @@ def test_run_over_the_sample_writes_a_valid_submission(vllm_engine, tokenizer, s
 def test_cli_run_then_validate(tiny_model_dir, tmp_path):
     env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
     out = tmp_path / "run"
+    # a model folder whose format file is malformed still runs, with the CLI's defaults and one line
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "arc_format.json").write_text('{"encoder": "shape-row-numbers",')
     done = subprocess.run(
         [sys.executable, "-m", "submission", "run", "--challenges", str(SAMPLE / "challenges.json"),
-         "--solutions", str(SAMPLE / "solutions.json"), "--model", str(tiny_model_dir), "--out", str(out),
+         "--solutions", str(SAMPLE / "solutions.json"), "--model", str(model), "--out", str(out),
          "--augmentations", "2", "--max-tokens", "24"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "overall" in done.stdout
+    format_lines = [line for line in done.stdout.splitlines() if "arc_format.json" in line]
+    assert len(format_lines) == 1 and "not readable JSON" in format_lines[0], format_lines
+    # quiet by default: vLLM's warnings and errors only, not its INFO lines
+    assert not re.search(r"\bINFO \d\d-\d\d ", done.stdout + done.stderr), (done.stdout + done.stderr)[-2000:]
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["settings"]["augmentations"] == 2 and run_json["engine"]["device"] == "cpu"
     assert sum(1 for _ in open(out / "predictions.jsonl")) == 20
@@ -73,6 +83,30 @@ def test_cli_run_then_validate(tiny_model_dir, tmp_path):
         [sys.executable, "-m", "submission", "validate", "--challenges", str(SAMPLE / "challenges.json"),
          "--submission", str(out / "submission.json")], cwd=ROOT, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
+
+
+DEMO_MODEL, DEMO_TASKS = ROOT / "models" / "arc-demo", ROOT / "data" / "demo"
+
+
+def test_the_committed_demo_model_answers_in_its_format_and_solves_real_tasks(tmp_path):
+    """The trained model, through real vLLM, on the demo tasks: grids that parse, real tasks solved."""
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "submission", "run", "--challenges", str(DEMO_TASKS / "challenges.json"),
+         "--solutions", str(DEMO_TASKS / "solutions.json"), "--model", str(DEMO_MODEL), "--out", str(out),
+         "--time-budget", "0"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"run: prompt format from {DEMO_MODEL / 'arc_format.json'}: encoder shape-row-numbers, " \
+           "template output-from-examples-compact" in done.stdout
+    record = json.loads((out / "run.json").read_text())
+    assert record["parsed"] >= 0.9 * record["predictions"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    solved = {t["task_id"] for t in metrics["tasks"] if t["score"] == 1.0}
+    assert solved & set(json.loads((DEMO_TASKS / "expected_solved.json").read_text())), solved
+    assert metrics["overall"]["score"] > 0
 
 
 def test_a_passed_deadline_aborts_in_flight_requests_and_the_engine_goes_on(vllm_engine, tokenizer):
