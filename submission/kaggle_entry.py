@@ -395,8 +395,18 @@ def run_job(args, python: str, package_root: str, challenges_path: Path, run_arg
         model_dir = models[0]
         if len(models) > 1:
             log(f"model: {len(models)} candidates, using the first; others: {', '.join(map(str, models[1:4]))}")
-    device = ", ".join(f"{name} (compute {a}.{b})" for name, (a, b) in query_gpus()) or "no GPU (CPU)"
+    gpus = query_gpus()
+    device = ", ".join(f"{name} (compute {a}.{b})" for name, (a, b) in gpus) or "no GPU (CPU)"
     log(f"model: {model_dir}; device: {device}")
+    too_old = [(name, cc) for name, cc in gpus if tuple(cc) < (7, 0)]
+    if too_old:  # vLLM would fail after minutes of start-up: say so now
+        name, (a, b) = too_old[0]
+        log(f"error: GPU {name} has compute capability {a}.{b}; vLLM needs 7.0 or newer: give the kernel another "
+            f"accelerator (build_bundle.py --machine-shape NvidiaL4); {submission_path} keeps the fallback")
+        return
+    if not gpus:
+        log("warning: no GPU found (nvidia-smi): vLLM's CUDA build cannot run without one; on Kaggle, give the "
+            "kernel a GPU accelerator (kernel-metadata's machine_shape)")
 
     # 4. the run, in a child process under the time budget
     env = dict(os.environ)

@@ -434,3 +434,18 @@ def test_a_model_that_does_not_load_leaves_the_fallback(kernel_dir, tiny_model_d
     challenges_data = load_challenges(challenges)
     assert validate_submission(challenges_data, submission) == []
     assert submission == fallback_submission(challenges_data)
+
+
+def test_a_p100_is_named_as_the_cause_before_the_run_starts(tmp_path, monkeypatch, tiny_model_dir, capsys):
+    input_dir, working, challenges = kaggle_layout(tmp_path)
+    shutil.copytree(tiny_model_dir, input_dir / "model")
+    started = []
+    monkeypatch.setattr(kaggle_entry, "missing_modules", lambda python, modules=(): [])
+    monkeypatch.setattr(kaggle_entry, "query_gpus", lambda: [("Tesla P100-PCIE-16GB", (6, 0))])
+    monkeypatch.setattr(kaggle_entry, "run_pipeline", lambda *a: started.append(a))
+    code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working)])
+    out = capsys.readouterr().out
+    assert code == 0 and started == []
+    assert "error: GPU Tesla P100-PCIE-16GB has compute capability 6.0; vLLM needs 7.0 or newer" in out
+    assert json.loads((working / "submission.json").read_text()) == kaggle_entry.fallback_submission(
+        json.loads(challenges.read_text()))
