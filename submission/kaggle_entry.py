@@ -217,7 +217,34 @@ def install_requirements(wheels_dir: Path) -> list[str]:
     return [str(p) for p in sorted(wheels_dir.glob("*.whl"))]
 
 
+def interpreter_version(python: str) -> str:
+    if python == sys.executable:
+        return f"{sys.version_info.major}.{sys.version_info.minor}"
+    probe = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True)
+    return probe.stdout.strip() or "unknown"
+
+
+def wrong_python(wheels_dir: Path, python: str) -> str | None:
+    """Why the wheels cannot install into ``python``, said before pip tries: the lock's target Python
+    is not the interpreter's (compiled wheels are built for one Python). None when they fit."""
+    try:
+        target = read_json(wheels_dir / LOCK_NAME)["target"]["python_version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no lock to tell: pip will say
+    found = interpreter_version(python)
+    if found == target:
+        return None
+    return (f"the wheels in {wheels_dir} are for Python {target}, this image runs Python {found}: rebuild them with "
+            f"`python build_bundle.py --python-version {found} --pip-python <a python{found}>` and upload them as "
+            "a new version of the wheels dataset")
+
+
 def install_wheels(wheels_dir: Path, python: str = sys.executable) -> bool:
+    mismatch = wrong_python(wheels_dir, python)
+    if mismatch:
+        log(f"install: {mismatch}")
+        return False
     requirements = install_requirements(wheels_dir)
     if not requirements:
         log(f"install: no wheels in {wheels_dir}")

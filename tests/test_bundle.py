@@ -449,3 +449,23 @@ def test_a_p100_is_named_as_the_cause_before_the_run_starts(tmp_path, monkeypatc
     assert "error: GPU Tesla P100-PCIE-16GB has compute capability 6.0; vLLM needs 7.0 or newer" in out
     assert json.loads((working / "submission.json").read_text()) == kaggle_entry.fallback_submission(
         json.loads(challenges.read_text()))
+
+
+def test_wheels_for_another_python_are_refused_before_pip_with_the_fixing_command(tmp_path, monkeypatch, capsys):
+    input_dir, working, challenges = kaggle_layout(tmp_path)
+    wheels = input_dir / "wheels"
+    wheels.mkdir()
+    (wheels / "vllm-0.19.1-cp38-abi3-manylinux_2_31_x86_64.whl").write_bytes(b"")
+    other = "3.9" if sys.version_info[:2] != (3, 9) else "3.8"
+    (wheels / "wheels.lock.json").write_text(json.dumps({"target": {"python_version": other}, "wheels": []}))
+    ran = []
+    monkeypatch.setattr(kaggle_entry, "missing_modules", lambda python, modules=(): ["vllm"])
+    monkeypatch.setattr(kaggle_entry.subprocess, "run", lambda *a, **k: ran.append(a) or 1 / 0)
+    code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working)])
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    out = capsys.readouterr().out
+    assert code == 0 and ran == []  # pip never ran
+    assert (f"install: the wheels in {wheels} are for Python {other}, this image runs Python {here}: rebuild them "
+            f"with `python build_bundle.py --python-version {here}") in out
+    assert json.loads((working / "submission.json").read_text()) == kaggle_entry.fallback_submission(
+        json.loads(challenges.read_text()))
