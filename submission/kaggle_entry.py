@@ -333,6 +333,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="seconds for the whole kernel, install included (env ARC_TIME_BUDGET; default: "
                         "%(default)s = 11 h)")
     p.add_argument("--no-install", action="store_true", help="never pip install, even if vllm does not import")
+    p.add_argument("--check", action="store_true",
+                   help="preflight, a few minutes: the machine, the wheels, the install, the engine on one small "
+                        "task, and the projected time of the whole test set against the budget, ending in a "
+                        "verdict line; the fallback submission stays in place")
     return p.parse_args(argv)
 
 
@@ -435,6 +439,10 @@ def run_job(args, python: str, package_root: str, challenges_path: Path, run_arg
         log("warning: no GPU found (nvidia-smi): vLLM's CUDA build cannot run without one; on Kaggle, give the "
             "kernel a GPU accelerator (kernel-metadata's machine_shape)")
 
+    if args.check:
+        preflight_run(args, python, package_root, raw, model_dir, gpus, [*run_args, *extra_run_args])
+        return
+
     # 4. the run, in a child process under the time budget
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -460,6 +468,98 @@ def child_time_limits(remaining: float) -> tuple[float, float] | None:
     if hard < 2 * SOFT_MARGIN:
         return None
     return hard, hard - SOFT_MARGIN
+
+
+CHECK_SECONDS = 240  # the preflight's own run: engine start-up and one small task's views
+CHECK_VIEWS = 8
+
+
+def machine_facts() -> list[str]:
+    """Python, glibc and each GPU as nvidia-smi reports it (name, compute capability, memory, driver)."""
+    import platform
+
+    libc, version = platform.libc_ver()
+    facts = [f"python {sys.version.split()[0]} ({sys.executable})", f"C library {libc or '?'} {version}"]
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap,memory.total,driver_version",
+                              "--format=csv,noheader"], capture_output=True, text=True, timeout=30).stdout
+        gpus = [line.strip() for line in out.splitlines() if line.strip()]
+    except (OSError, subprocess.SubprocessError):
+        gpus = []
+    facts += [f"GPU {i}: {line}" for i, line in enumerate(gpus)] or ["GPU: none (nvidia-smi found none)"]
+    return facts
+
+
+def _option(args: list[str], name: str, default: str) -> str:
+    value = default
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def smallest_task(raw: dict) -> str:
+    def cells(task) -> int:
+        grids = [g for pair in task.get("train", []) for g in (pair.get("input"), pair.get("output"))]
+        grids += [t.get("input") for t in task.get("test", [])]
+        return sum(len(g) * len(g[0]) for g in grids if is_grid(g))
+    return min(raw, key=lambda k: (cells(raw[k]), k))
+
+
+def preflight_run(args, python: str, package_root: str, raw: dict, model_dir: Path, gpus, run_args: list[str]):
+    """One small task through the real run; then the whole test set's projected time and a verdict."""
+    for fact in machine_facts():
+        log(f"check: {fact}")
+    task_id = smallest_task(raw)
+    check_dir = args.working_dir / "check"
+    check_dir.mkdir(parents=True, exist_ok=True)
+    one = check_dir / "one_task.json"
+    write_json_atomic(one, {task_id: raw[task_id]})
+    views = int(_option(run_args, "--augmentations", "8"))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    command = [python, "-m", "submission", "run", "--challenges", str(one), "--model", str(model_dir), "--out",
+               str(check_dir / "run"), *run_args, "--augmentations", str(CHECK_VIEWS), "--no-adaptive", "--fresh",
+               "--workers", "1", "--time-budget", str(CHECK_SECONDS)]
+    log(f"check: the engine on task {task_id} ({CHECK_VIEWS} views): {' '.join(command[1:])}")
+    started = time.monotonic()
+    code = run_pipeline(command, env, CHECK_SECONDS + 60)
+    try:
+        record = read_json(check_dir / "run" / "run.json")
+    except (OSError, ValueError) as exc:
+        log(f"verdict: FAIL: the check run left no run.json (exit {code}; {exc}); see its lines above")
+        return
+    prompts = record.get("prompts_sent") or 0
+    generate = (record.get("stage_seconds") or {}).get("generate", 0.0)
+    if record.get("status") != "done" or not prompts or not generate:
+        log(f"verdict: FAIL: the check run ended '{record.get('status')}' after {prompts} prompts; see above")
+        return
+    tokens = 0
+    with open(check_dir / "run" / "predictions.jsonl", "rb") as f:
+        for line in f:
+            tokens += json.loads(line).get("token_count") or 0
+    engines = max(len(gpus), 1)
+    test_inputs_total = sum(len(test_inputs(t)) for t in raw.values())
+    per_prompt = generate / prompts
+    projected = per_prompt * test_inputs_total * views / engines
+    left = _started + args.time_budget - time.monotonic() - (time.monotonic() - started)
+    log(f"check: {prompts} prompts in {generate:.1f}s of generation ({tokens / generate:,.0f} generated tokens/s, "
+        f"{per_prompt:.2f}s per prompt on one engine, engine start-up and the rest "
+        f"{record.get('seconds', 0) - generate:.0f}s)")
+    log(f"check: the whole test set, {test_inputs_total} test inputs x {views} views on {engines} engine(s): "
+        f"about {_minutes(projected)} at this rate (a small batch: the real run batches more and goes faster)")
+    if projected <= 0.8 * left:
+        log(f"verdict: OK: about {_minutes(projected)} of the {_minutes(left)} left in the budget")
+    else:
+        fit = max(1, int(views * 0.8 * left / projected))
+        log(f"verdict: TOO SLOW: about {_minutes(projected)} against {_minutes(left)} left; lower "
+            f"--augmentations to about {fit} (or rely on --time-budget cutting rounds)")
 
 
 def adopt_result(raw: dict, fallback: dict, result_path: Path, submission_path: Path) -> str:

@@ -469,3 +469,20 @@ def test_wheels_for_another_python_are_refused_before_pip_with_the_fixing_comman
             f"with `python build_bundle.py --python-version {here}") in out
     assert json.loads((working / "submission.json").read_text()) == kaggle_entry.fallback_submission(
         json.loads(challenges.read_text()))
+
+
+@pytest.mark.engine
+def test_the_preflight_runs_one_task_and_ends_with_a_projection_and_a_verdict(tmp_path, tiny_model_dir, capsys):
+    input_dir, working, challenges = kaggle_layout(tmp_path)
+    shutil.copytree(tiny_model_dir, input_dir / "model")
+    code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working), "--check", "--no-install",
+                              "--", "--augmentations", "400000", "--max-tokens", "16", "--cpu-kv-cache-gib", "0.5"])
+    out = capsys.readouterr().out
+    assert code == 0, out[-3000:]
+    for expected in ("check: python ", "check: C library ", "check: GPU", "check: the engine on task ",
+                     " generated tokens/s, ", "test inputs x 400000 views on 1 engine(s): about "):
+        assert expected in out, (expected, out[-3000:])
+    verdict = [line for line in out.splitlines() if "verdict:" in line]
+    assert len(verdict) == 1 and "verdict: TOO SLOW" in verdict[0] and "lower --augmentations to about" in verdict[0]
+    assert json.loads((working / "submission.json").read_text()) == kaggle_entry.fallback_submission(
+        json.loads(challenges.read_text()))  # the check never replaces the submission
