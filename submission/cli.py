@@ -189,7 +189,7 @@ def cmd_run(args) -> int:
         if args.workers > 1 and one_engine_only:
             raise ValueError("beam mode and judge selectors run on one engine: use --workers 1")
         if not args.fresh:
-            check_resumable(args.out, settings)
+            check_resumable(args.out, settings, args.model)
     except (ValueError, ResumeError) as exc:
         sys.exit(f"error: {exc}")
     if not (Path(args.model) / "config.json").is_file():

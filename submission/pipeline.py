@@ -253,12 +253,19 @@ class ResumeError(ValueError):
     """The run folder holds predictions made with other settings."""
 
 
-def check_resumable(out_dir: Path, settings: RunSettings) -> None:
+def check_resumable(out_dir: Path, settings: RunSettings, model: str | None = None) -> None:
+    """Refuse to resume a run folder whose predictions mean something else: other settings of
+    RESUME_KEYS, or (when ``model`` is given) another model's folder."""
     run_json = out_dir / "run.json"
     if not (out_dir / "predictions.jsonl").exists() or not run_json.exists():
         return
-    before = orjson.loads(run_json.read_bytes()).get("settings", {})
+    recorded = orjson.loads(run_json.read_bytes())
+    before = recorded.get("settings", {})
     changed = [k for k in RESUME_KEYS if k in before and before[k] != getattr(settings, k)]
+    model_before = (recorded.get("inputs") or {}).get("model")
+    if model is not None and model_before is not None and Path(model_before).resolve() != Path(model).resolve():
+        raise ResumeError(f"{out_dir} holds predictions of another model ({model_before}); use --fresh to start over "
+                          "with this one, or another --out")
     if changed:
         raise ResumeError(
             f"{out_dir} holds predictions made with other settings ({', '.join(f'{k}={before[k]!r}' for k in changed)}); "
@@ -303,7 +310,7 @@ def run(
     predictions_path = out_dir / "predictions.jsonl"
     if fresh:
         predictions_path.unlink(missing_ok=True)
-    check_resumable(out_dir, settings)
+    check_resumable(out_dir, settings, inputs.get("model"))
     predictions = list(read_predictions(predictions_path)) if predictions_path.exists() else []
     # Never end without a submission: write one from what exists before any generation.
     write_json_atomic(out_dir / "submission.json",

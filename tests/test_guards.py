@@ -85,3 +85,15 @@ def test_a_resume_refuses_settings_that_change_what_a_prediction_means(key, samp
     with pytest.raises(ResumeError, match=key):
         check_resumable(tmp_path, replace(settings, **{key: MEANINGFUL[key]}))
     check_resumable(tmp_path, replace(settings, augmentations=16, chunk_prompts=3))  # these may change
+
+
+def test_a_resume_refuses_another_models_predictions(sample_challenges, sample_solutions, tokenizer, tmp_path):
+    settings = RunSettings(augmentations=8, time_budget=None)
+    run(sample_challenges, OracleEngine(sample_challenges, sample_solutions, tokenizer, settings), tokenizer,
+        tmp_path / "out", settings, {"model": str(tmp_path / "model-a")}, log=lambda _: None)
+    check_resumable(tmp_path / "out", settings, str(tmp_path / "model-a"))  # the same model resumes
+    with pytest.raises(ResumeError, match="holds predictions of another model"):
+        check_resumable(tmp_path / "out", settings, str(tmp_path / "model-b"))
+    with pytest.raises(ResumeError, match="another model"):
+        run(sample_challenges, OracleEngine(sample_challenges, sample_solutions, tokenizer, settings), tokenizer,
+            tmp_path / "out", settings, {"model": str(tmp_path / "model-b")}, log=lambda _: None)
