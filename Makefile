@@ -1,15 +1,18 @@
-# make demo   : set up .venv, build the tiny model, run the main job on the bundled sample
+# make demo   : set up .venv, run the main job with the committed demo model on the bundled demo tasks
 # make test   : every test, the real-vLLM engine tests included (what CI runs)
-# make test-fast : the quick loop, without the real-engine tests
+# make test-fast : the quick loop, without the real-engine tests and those that download (works offline)
 # make bundle : the Kaggle kernel and its kernel-metadata.json in build/kernel (no wheel download)
 # make bench  : the benchmarks (bench/*.py, defaults) with the tiny model; figures in runs/bench/*.json
+# make solve-rate : what the demo model solves, by views and selection method (docs/solve_rate.md)
+# make train-demo : train a demo model from scratch on this machine's CPU (about 2 h; resumes after a stop)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TINY := models/tiny-qwen2
+DEMO_MODEL := models/arc-demo
 
-.PHONY: setup demo test test-fast bundle bench clean
+.PHONY: setup demo test test-fast bundle bench solve-rate train-demo clean
 
 $(STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,15 +29,21 @@ setup: $(STAMP)
 $(TINY)/config.json: scripts/build_tiny_model.py $(STAMP)
 	$(PY) scripts/build_tiny_model.py --out $(TINY)
 
-demo: $(TINY)/config.json
-	$(PY) -m submission run --challenges data/sample/challenges.json --solutions data/sample/solutions.json \
-		--model $(TINY) --out runs/demo
+demo: $(STAMP)
+	$(PY) -m submission run --challenges data/demo/challenges.json --solutions data/demo/solutions.json \
+		--model $(DEMO_MODEL) --out runs/demo --fresh
+
+solve-rate: $(STAMP)
+	$(PY) bench/solve_rate.py --model $(DEMO_MODEL) --docs docs/solve_rate.md
+
+train-demo: $(STAMP)
+	$(PY) scripts/train_demo_model.py --preset cpu --out runs/train-demo
 
 test: $(STAMP)
 	$(PY) -m pytest tests
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not engine" tests
+	$(PY) -m pytest -m "not engine and not network" tests
 
 bundle: $(STAMP)
 	$(PY) build_bundle.py --skip-wheels

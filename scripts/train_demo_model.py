@@ -165,10 +165,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="largest input side of the training tasks, from the first step (default: the curriculum "
                              f"{CURRICULUM})")
     parser.add_argument("--step-tokens", type=int, help="tokens per optimizer step (default: the preset's)")
+    parser.add_argument("--micro-tokens", type=int, help="padded tokens per forward pass (default: the preset's)")
     parser.add_argument("--learning-rate", type=float, help="peak learning rate (default: the preset's)")
-    parser.add_argument("--init-from", metavar="MODEL_DIR",
-                        help="start from this model's weights (same preset) instead of random ones; the grids "
-                             "are full-size from the first step (no curriculum)")
+    parser.add_argument("--init-from", metavar="MODEL",
+                        help="start from this model folder's weights, or a checkpoint.pt's (same preset), instead "
+                             "of random ones; the grids are full-size from the first step (no curriculum)")
     args = parser.parse_args(argv)
 
     import torch
@@ -179,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.step_tokens:
         preset["step_tokens"] = args.step_tokens
         preset["micro_tokens"] = min(preset["micro_tokens"], args.step_tokens)
+    if args.micro_tokens:
+        preset["micro_tokens"] = args.micro_tokens
     if args.learning_rate:
         preset["learning_rate"] = args.learning_rate
     steps = args.steps or preset["steps"]
@@ -191,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.init_from:
         from safetensors.torch import load_file
 
-        weights = load_file(str(Path(args.init_from) / "model.safetensors"))
+        source = Path(args.init_from)
+        if source.suffix == ".pt":  # a training checkpoint of this script
+            weights = torch.load(source, map_location="cpu", weights_only=False)["model"]
+        else:
+            weights = load_file(str(source / "model.safetensors"))
         missing, unexpected = model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
         if unexpected or [k for k in missing if k != "lm_head.weight"]:  # lm_head is tied to the embeddings
             parser.error(f"--init-from {args.init_from}: not a {args.preset} model ({missing}, {unexpected})")
