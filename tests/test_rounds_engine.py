@@ -161,7 +161,7 @@ def test_a_worker_killed_mid_run_leaves_its_work_to_the_other(tiny_model_dir, sa
                 time.sleep(0.02)
             assert process.poll() is None, "the run ended before a worker could be killed"
             # the pool's workers are the run's direct children (multiprocessing spawn)
-            workers = [p for p in psutil.Process(process.pid).children() if "multiprocessing" in " ".join(p.cmdline())]
+            workers = [p for p in psutil.Process(process.pid).children() if "spawn_main" in " ".join(p.cmdline())]
             assert len(workers) == 2
             for p in workers[0].children(recursive=True) + [workers[0]]:
                 p.kill()
