@@ -39,11 +39,11 @@ from submission.metrics import evaluate  # noqa: E402
 from submission.pipeline import RunSettings, plan_views, run  # noqa: E402
 from submission.predictions import read_predictions  # noqa: E402
 from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
-from submission.select import as_grid, get_selector, group_by_test_input  # noqa: E402
+from submission.select import SELECTORS, as_grid, get_selector, group_by_test_input, uses_judge  # noqa: E402
 from submission.submit import build_submission, write_json_atomic  # noqa: E402
 from submission.tasks import load_challenges, load_solutions  # noqa: E402
 
-METHODS = ("vote", "cell-vote", "judge", "judge+vote")
+METHODS = tuple(SELECTORS)  # every selection method of select.py
 IN_FAMILY = ROOT / "data" / "arc-agi-1-in-family"
 
 
@@ -89,7 +89,7 @@ def measure_set(name, slug, challenges_path, solutions_path, engine, tokenizer, 
     seconds_per_view = json.loads(speed.read_text())["seconds_per_view"] if speed.exists() else None
     judge_settings = JudgeSettings.from_run({"encoder": settings.encoder, "template": settings.template},
                                             top_k=max(judge_top_k, 1))
-    methods = METHODS if judge_top_k else tuple(m for m in METHODS if "judge" not in m)
+    methods = METHODS if judge_top_k else tuple(m for m in METHODS if not uses_judge(m))
     rows, per_score = [], None
     for k in sizes:
         subset = view_subset(predictions, plans, k)

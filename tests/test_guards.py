@@ -17,9 +17,9 @@ from submission.submit import validate_submission
 class WatchingEngine(OracleEngine):
     """The oracle, noting at each call whether a valid submission.json was on disk, and the deadline."""
 
-    def __init__(self, *args, out, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.out, self.seen = out, []
+    def __init__(self, challenges, *args, out, **kwargs):
+        super().__init__(challenges, *args, **kwargs)
+        self.challenges, self.out, self.seen = challenges, out, []
 
     def generate(self, requests, deadline=None):
         path = self.out / "submission.json"
@@ -28,23 +28,17 @@ class WatchingEngine(OracleEngine):
         return super().generate(requests, deadline)
 
 
-def _watching(sample_challenges, sample_solutions, tokenizer, settings, out):
-    engine = WatchingEngine(sample_challenges, sample_solutions, tokenizer, settings, out=out)
-    engine.challenges = sample_challenges
-    return engine
-
-
 def test_a_valid_submission_is_on_disk_before_the_first_engine_call(sample_challenges, sample_solutions, tokenizer,
                                                                     tmp_path):
     settings = RunSettings(augmentations=8, time_budget=None)
-    engine = _watching(sample_challenges, sample_solutions, tokenizer, settings, tmp_path)
+    engine = WatchingEngine(sample_challenges, sample_solutions, tokenizer, settings, out=tmp_path)
     run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=lambda _: None)
     assert engine.seen and engine.seen[0][0] is True
 
 
 def test_every_engine_call_gets_the_generation_deadline(sample_challenges, sample_solutions, tokenizer, tmp_path):
     settings = RunSettings(augmentations=16, chunk_prompts=40, time_budget=3600, reserve_seconds=60, adaptive=False)
-    engine = _watching(sample_challenges, sample_solutions, tokenizer, settings, tmp_path)
+    engine = WatchingEngine(sample_challenges, sample_solutions, tokenizer, settings, out=tmp_path)
     started = time.monotonic()
     run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=lambda _: None, started=started)
     assert len(engine.seen) == 4  # 160 prompts in chunks of 40
