@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -171,7 +172,9 @@ def test_a_worker_killed_mid_run_leaves_its_work_to_the_other(tiny_model_dir, sa
                 os.killpg(process.pid, signal.SIGKILL)
     text = (tmp_path / "log").read_text()
     assert process.returncode == 0, text[-3000:]
-    assert "engine: worker 0 died" in text and "sending them again" in text
+    # killed mid-generation it "died"; killed between two chunks, the next send finds it "is gone"
+    engine_lines = "\n".join(line for line in text.splitlines() if line.startswith(("engine:", "round")))
+    assert re.search(r"engine: worker \d (died|is gone)", text) and "sending them again" in text, engine_lines
     record = load(out / "run.json")
     assert record["status"] == "done" and record["predictions"] == 80
     keys = [p.key for p in read_predictions(predictions)]
