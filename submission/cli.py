@@ -78,13 +78,21 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     gen.add_argument("--max-tokens", type=int,
                      help="cap on the answer tokens; by default each task gets room for a square grid "
                           "as large as its largest grid")
-    gen.add_argument("--mode", choices=("auto", "greedy", "sample", "beam"), default="auto",
+    gen.add_argument("--mode", choices=("auto", "greedy", "sample", "beam", "dfs"), default="auto",
                      help="generation mode, recorded in each prediction: greedy (temperature 0, one per prompt), "
                           "sample (--samples at --temperature), beam (vLLM beam search; its --beam-width beams "
-                          "are the prompt's candidates); auto = greedy at temperature 0, else sample "
-                          "(default: %(default)s)")
+                          "are the prompt's candidates), dfs (depth-first enumeration: the greedy answer and "
+                          "every other answer of probability >= --min-prob); auto = greedy at temperature 0, "
+                          "else sample (default: %(default)s)")
     gen.add_argument("--beam-width", type=int, default=4,
                      help="beams per prompt in beam mode (default: %(default)s)")
+    gen.add_argument("--min-prob", type=float, default=0.1,
+                     help="dfs mode: keep every answer at least this probable (the ARChitects used 0.1-0.2, "
+                          "NVARC 0.2; default: %(default)s)")
+    gen.add_argument("--dfs-max-candidates", type=int, default=8,
+                     help="dfs mode: most answers per prompt, the greedy one included (default: %(default)s)")
+    gen.add_argument("--dfs-max-rounds", type=int, default=4,
+                     help="dfs mode: engine calls for branches after the greedy one (default: %(default)s)")
     gen.add_argument("--encoder", choices=sorted(ENCODERS),
                      help="grid text format the model was trained on (default: the model folder's "
                           f"arc_format.json, else {DEFAULT_ENCODER}, arc24's)")
@@ -184,6 +192,7 @@ def cmd_run(args) -> int:
             adaptive=args.adaptive, settle_after=args.settle_after, chunk_prompts=args.chunk_prompts,
             time_budget=args.time_budget or None, reserve_seconds=args.reserve_seconds,
             mode=args.mode, beam_width=args.beam_width, judge_views=args.judge_views, judge_top_k=args.judge_top_k,
+            min_prob=args.min_prob, dfs_max_candidates=args.dfs_max_candidates, dfs_max_rounds=args.dfs_max_rounds,
         )
         one_engine_only = settings.mode == "beam" or uses_judge(settings.selector)
         if args.workers > 1 and one_engine_only:
@@ -198,6 +207,7 @@ def cmd_run(args) -> int:
         model=args.model, dtype=args.dtype, max_model_len=args.max_model_len,
         gpu_memory_utilization=args.gpu_memory_utilization, cpu_kv_cache_gib=args.cpu_kv_cache_gib,
         enforce_eager=args.enforce_eager, seed=args.seed, attention_backend=args.attention_backend,
+        max_logprobs=max(20, settings.dfs.top_k if settings.mode == "dfs" else 0),
     )
     gpus = gpu_count()
     workers = args.workers or max(gpus, 1)

@@ -31,6 +31,9 @@ class GenerationRequest:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     group: str = ""  # requests of one group (a task) go to the same worker in a pool
+    # > 0: each completion also carries, per generated position, the log-probs of that many most
+    # probable tokens (what depth-first enumeration branches on)
+    top_logprobs: int = 0
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,10 @@ class Completion:
     token_count: int
     cumulative_logprob: float | None
     finish_reason: str | None  # "stop" (end of turn or stop string) or "length"
-    token_ids: tuple[int, ...] = ()  # the generated tokens, where the engine reports them (beam search)
+    token_ids: tuple[int, ...] = ()  # the generated tokens, where the engine reports them (beam search, top_logprobs)
+    # with top_logprobs: each generated token's log-prob, and per position the top tokens as (id, log-prob)
+    token_logprobs: tuple[float, ...] = ()
+    alternatives: tuple[tuple[tuple[int, float], ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ class EngineSettings:
     # releases around 0.19 can pick FlashInfer, which does not run on a T4.
     attention_backend: str = "auto"
     kv_cache_bytes: int | None = None  # overrides cpu_kv_cache_gib; on GPU, overrides the utilization share
+    max_logprobs: int = 20  # the most top_logprobs a request may ask for (vLLM's default is 20)
 
 
 def _aborted(output) -> bool:
@@ -145,7 +152,7 @@ def _sampling_params(request: GenerationRequest):
         seed=request.seed,
         max_tokens=request.max_tokens,
         stop=list(request.stop) or None,
-        logprobs=0,  # the sampled token's log-prob only: enough for cumulative_logprob
+        logprobs=request.top_logprobs,  # 0: the sampled token's only, enough for cumulative_logprob
         **_flat_logprobs(),
     )
 
@@ -172,6 +179,33 @@ class _Progress:
     def close(self) -> None:
         if time.monotonic() - self.start >= self.every:
             self.log(f"engine: {self.done}/{self.total} prompts in {time.monotonic() - self.start:.0f}s")
+
+
+def _completion(output, top_logprobs: int) -> Completion:
+    if not top_logprobs:
+        return Completion(output.text, len(output.token_ids), output.cumulative_logprob, output.finish_reason)
+    ids = tuple(output.token_ids)
+    # per position a {token id: Logprob} of the top tokens plus the chosen one (a list of dicts,
+    # or vLLM's FlatLogprobs, which indexes the same way)
+    positions = [output.logprobs[j] for j in range(len(ids))]
+    return Completion(
+        output.text, len(ids), output.cumulative_logprob, output.finish_reason, ids,
+        tuple(float(p[t].logprob) for p, t in zip(positions, ids)),
+        tuple(tuple(sorted(((int(t), float(lp.logprob)) for t, lp in p.items()), key=lambda x: -x[1]))
+              for p in positions),
+    )
+
+
+def end_token_ids(model_dir: str, tokenizer_eos: int | None) -> frozenset[int]:
+    """The tokens that end a completion as vLLM ends it: the tokenizer's end of sequence and the
+    model's generation_config.json eos_token_id (an id or a list)."""
+    ids = set() if tokenizer_eos is None else {tokenizer_eos}
+    try:
+        eos = json.loads((Path(model_dir) / "generation_config.json").read_text()).get("eos_token_id")
+    except (OSError, ValueError):
+        eos = None
+    ids.update(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    return frozenset(int(i) for i in ids)
 
 
 def model_context_limit(model_dir: str) -> int | None:
@@ -220,6 +254,7 @@ class VllmEngine:
             gpu_memory_utilization=settings.gpu_memory_utilization,
             enforce_eager=settings.enforce_eager,
             seed=settings.seed,
+            max_logprobs=settings.max_logprobs,
             **extra,
         )
         self.start_seconds = time.perf_counter() - started
@@ -257,10 +292,7 @@ class VllmEngine:
             for out in engine.step():
                 i = position.get(out.request_id)
                 if out.finished and i is not None and not _aborted(out):
-                    results[i] = [
-                        Completion(c.text, len(c.token_ids), c.cumulative_logprob, c.finish_reason)
-                        for c in out.outputs
-                    ]
+                    results[i] = [_completion(c, requests[i].top_logprobs) for c in out.outputs]
                     progress.update(sum(len(c.token_ids) for c in out.outputs))
         progress.close()
         return results

@@ -28,7 +28,8 @@ import orjson
 
 from .augment import Augmentation, plan_augmentations
 from .encoders import get_encoder, stop_strings
-from .engine import Engine, GenerationRequest
+from .dfs import DfsSettings, DfsStats, Ending, enumerate_completions
+from .engine import Engine, GenerationRequest, end_token_ids
 from .metrics import evaluate, format_table
 from .predictions import Prediction, append_predictions, read_predictions, to_prediction, unanswerable
 from .prompts import Unanswerable, answer_token_budget, build_prompt, get_template
@@ -56,8 +57,8 @@ BEAM_CHUNK_PROMPTS = 64
 
 # Settings that decide what a recorded prediction is: a resumed run must share them.
 RESUME_KEYS = ("seed", "encoder", "template", "permute_background", "shuffle_order", "temperature", "mode",
-               "beam_width")
-MODES = ("greedy", "sample", "beam")
+               "beam_width", "min_prob", "dfs_max_candidates", "dfs_max_rounds")
+MODES = ("greedy", "sample", "beam", "dfs")
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,13 @@ class RunSettings:
     chunk_prompts: int = 1024  # prompts per engine call; results are saved after each
     time_budget: float | None = DEFAULT_TIME_BUDGET  # seconds from the start of the run
     reserve_seconds: float = 60.0  # kept back from generation for the final selection and writes
-    mode: str = "auto"  # greedy | sample | beam; auto: greedy at temperature 0, else sample
+    mode: str = "auto"  # greedy | sample | beam | dfs; auto: greedy at temperature 0, else sample
     beam_width: int = 4  # beam mode: the beams of a prompt are its candidates (samples 0..width-1)
+    # dfs mode (dfs.py): every completion of probability >= min_prob, at most dfs_max_candidates
+    # per prompt (the greedy one included), found in at most dfs_max_rounds engine calls after the greedy one
+    min_prob: float = 0.1
+    dfs_max_candidates: int = 8
+    dfs_max_rounds: int = 4
     judge_views: int = 8  # judge selectors: M views each candidate is scored under (judge.py)
     judge_top_k: int = 4  # judge selectors: K candidates judged per test input
 
@@ -100,12 +106,22 @@ class RunSettings:
         if self.mode == "beam" and (self.samples != 1 or self.beam_width < 1):
             raise ValueError("beam mode gives --beam-width candidates per prompt: leave --samples at 1 and "
                              "set --beam-width to at least 1")
+        if self.mode == "dfs":
+            if self.samples != 1 or self.temperature != 0:
+                raise ValueError("dfs mode enumerates from greedy passes: leave --samples at 1 and --temperature at 0")
+            _ = self.dfs  # validates min_prob and the caps
         if self.judge_views < 1 or self.judge_top_k < 1:
             raise ValueError("judge views and top-k must be at least 1")
 
     @property
     def completions_per_prompt(self) -> int:
+        """Completions every prompt gets (sample indices 0..n-1). A dfs prompt gets a variable
+        number, its most probable one always: sample 0 marks the prompt done."""
         return self.beam_width if self.mode == "beam" else self.samples
+
+    @property
+    def dfs(self) -> DfsSettings:
+        return DfsSettings(self.min_prob, self.dfs_max_candidates, self.dfs_max_rounds)
 
 
 class Terminated(BaseException):
@@ -190,15 +206,20 @@ def _request_seed(seed: int, item: WorkItem) -> int:
 
 def generate_predictions(
     engine: Engine, ready: list[tuple[WorkItem, GenerationRequest]], settings: RunSettings,
-    deadline: float | None = None,
+    deadline: float | None = None, ending: Ending | None = None, dfs_stats: DfsStats | None = None,
 ) -> tuple[list[Prediction], list[tuple[WorkItem, GenerationRequest]]]:
-    """One engine call; returns the predictions of the prompts that finished, and the prompts that
-    did not (aborted at the deadline, or lost with a worker)."""
+    """One engine call (dfs: one per enumeration round); returns the predictions of the prompts
+    that finished, and the prompts that did not (aborted at the deadline, or lost with a worker)."""
     encoder = get_encoder(settings.encoder)
     mode = settings.mode
     try:
         if mode == "beam":  # vLLM's beam search cannot be aborted: a chunk runs to its end
             outputs = engine.beam_search([request for _, request in ready], settings.beam_width)
+        elif mode == "dfs":
+            if ending is None:
+                raise ValueError("dfs mode needs the tokenizer's Ending")
+            outputs = enumerate_completions(engine, [request for _, request in ready], ending, settings.dfs,
+                                            deadline, dfs_stats)
         else:
             outputs = engine.generate([request for _, request in ready], deadline=deadline)
     except Exception as exc:
@@ -211,7 +232,8 @@ def generate_predictions(
         if completions is None:
             unfinished.append(pair)
             continue
-        for s, c in enumerate(completions[: settings.completions_per_prompt]):
+        keep = len(completions) if mode == "dfs" else settings.completions_per_prompt
+        for s, c in enumerate(completions[:keep]):
             predictions.append(to_prediction(
                 encoder, item.task_id, item.test_index, item.augmentation, s,
                 c.text, c.cumulative_logprob, c.token_count, c.finish_reason, mode,
@@ -332,6 +354,11 @@ def run(
 
     job = _Job(challenges, engine, tokenizer, settings, out_dir, deadline, log, predictions,
                plan_views(challenges.tasks, settings))
+    if settings.mode == "dfs":
+        eos = getattr(tokenizer, "eos_token_id", None)
+        ends = end_token_ids(inputs["model"], eos) if inputs.get("model") else frozenset({eos} - {None})
+        job.ending = Ending(lambda ids: tokenizer.decode(ids, skip_special_tokens=True), ends,
+                            tuple(stop_strings(get_encoder(settings.encoder))))
     if uses_judge(settings.selector):
         job.judge_scores_planned = len(job.plans) * settings.judge_top_k * settings.judge_views
     status = "done"
@@ -391,6 +418,7 @@ def run(
         "seconds": round(time.monotonic() - started, 2),
         "score": metrics["overall"]["score"] if metrics else None,
         "judge": judge_record,
+        "dfs": job.dfs_stats.as_dict() if settings.mode == "dfs" else None,
         "prompt_tokens": tokenizer.describe() if hasattr(tokenizer, "describe") else None,
     })
     write_json_atomic(out_dir / "run.json", record)
@@ -436,6 +464,8 @@ class _Job:
     rounds: list[dict] = field(default_factory=list)  # summaries for run.json
     judge_scores_planned: int = 0  # judge selectors: the (candidate, view) scores to leave time for
     lost: dict = field(default_factory=lambda: {"lost": 0, "retried": 0})  # prompts the engine lost, for run.json
+    ending: Ending | None = None  # dfs mode: where a token path ends, and its text
+    dfs_stats: DfsStats = field(default_factory=DfsStats)
 
     def __post_init__(self):
         self.done = {p.key for p in self.predictions}
@@ -500,8 +530,11 @@ class _Job:
                 t0, deadline = time.monotonic(), self.generation_deadline
                 with self.clock.stage("generate"):
                     made, lost = generate_predictions(self.engine, pending, settings,
-                                                      deadline.generation_ends() if deadline else None)
-                self.speed.add(len(pending), len(made), time.monotonic() - t0)
+                                                      deadline.generation_ends() if deadline else None,
+                                                      self.ending, self.dfs_stats)
+                # a dfs prompt's time is that of all its candidates: time fitting counts it as one
+                done = len(pending) - len(lost) if settings.mode == "dfs" else len(made)
+                self.speed.add(len(pending), done, time.monotonic() - t0)
                 with self.clock.stage("record"):
                     new += self._record(made)
                 if not lost:

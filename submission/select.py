@@ -19,6 +19,10 @@ the first two. The methods (``--selector``):
   (as during generation, before the judge ran) this is vote order.
 - ``judge+vote``: votes first; among equal votes, judged candidates by their mean score over
   views, then the rest in vote order.
+- ``found+judge``: NVARC's ranking of enumerated (dfs) candidates: the number of views whose
+  decoding found the grid plus its mean judge log-likelihood per view (a candidate found by one
+  more view outranks one up to 1 nat more likely per view); judged candidates first by that
+  score, then the rest in vote order.
 """
 
 from __future__ import annotations
@@ -138,6 +142,21 @@ def judge_vote(predictions: list[Prediction], scores: JudgeScores | None = None)
     return [c.grid for c in order]
 
 
+def found_judge(predictions: list[Prediction], scores: JudgeScores | None = None) -> list[Grid]:
+    ranked = grid_vote(predictions)
+    totals = judge_totals(scores)
+    if not totals:
+        return ranked
+    views_judged = len(set().union(*(s.keys() for s in scores.values())))
+    found_by: dict[Grid, set[str]] = defaultdict(set)
+    for p in predictions:
+        if p.grid is not None:
+            found_by[as_grid(p.grid)].add(p.augmentation)
+    score = {g: len(found_by[g]) + totals[g] / views_judged for g in ranked if g in totals}
+    judged = sorted(score, key=lambda g: -score[g])  # stable: ties keep vote order
+    return judged + [g for g in ranked if g not in score]
+
+
 @dataclass(frozen=True)
 class SelectionMethod:
     rank: Callable[[list[Prediction], JudgeScores | None], list[Grid]]
@@ -150,6 +169,7 @@ SELECTORS: dict[str, SelectionMethod] = {
     "cell-vote": SelectionMethod(cell_vote, False, "vote winner, then the cell-by-cell majority grid"),
     "judge": SelectionMethod(judge, True, "sum of the model's log-likelihood over augmented views"),
     "judge+vote": SelectionMethod(judge_vote, True, "votes, ties by the mean judge score"),
+    "found+judge": SelectionMethod(found_judge, True, "views that found the grid plus its mean judge score (NVARC)"),
 }
 DEFAULT_SELECTOR = "vote"
 

@@ -6,7 +6,7 @@ import pytest
 from submission.compare import compare_methods, curve_sizes, subsample, subsample_curves
 from submission.predictions import Prediction
 from submission.select import (SELECTORS, as_grid, cell_vote, cell_vote_grid, get_selector, grid_vote, judge,
-                               judge_totals, judge_vote, uses_judge)
+                               found_judge, judge_totals, judge_vote, uses_judge)
 from submission.submit import build_submission
 from submission.tasks import Challenges, Example, Task
 
@@ -114,6 +114,23 @@ def test_judge_ties_and_unjudged_candidates_keep_vote_order():
     assert judge_vote(preds, scores) == [g(a), g(b), g(c), g(d)]
 
 
+def test_found_plus_judge_counts_the_views_that_found_a_grid_plus_its_mean_judge_score():
+    a, b, c, d = [[1]], [[2]], [[3]], [[4]]
+
+    def found(grid, view, sample=0):
+        return Prediction("t1", 0, view, sample, "", grid, None, -1.0, 10, "stop", "dfs")
+
+    # a: 3 predictions but from 2 views; b: 3 views; c: 1 view, far more likely; d: not judged
+    preds = ([found(a, "d0"), found(a, "d0", 1), found(a, "d1"), found(b, "d0", 2), found(b, "d1", 1),
+              found(b, "d2"), found(c, "d3")] + [found(d, v, 5) for v in ("d0", "d1", "d2", "d3")])
+    scores = {g(a): {"d0": -1.0, "d1": -1.0}, g(b): {"d0": -2.0, "d1": -2.2}, g(c): {"d0": -0.2, "d1": -0.2}}
+    # a: 2 - 1.0 = 1.0; b: 3 - 2.1 = 0.9; c: 1 - 0.2 = 0.8 (c is 10x as likely per view as a, found once)
+    assert found_judge(preds, scores) == [g(a), g(b), g(c), g(d)]
+    scores[g(b)] = {"d0": -1.8, "d1": -2.1}  # b: 3 - 1.95 = 1.05
+    assert found_judge(preds, scores) == [g(b), g(a), g(c), g(d)]
+    assert found_judge(preds, None) == grid_vote(preds) == [g(d), g(a), g(b), g(c)]
+
+
 def test_selectors_find_their_test_inputs_scores_and_fill_attempts():
     train = (Example(np.array([[1]], np.uint8), np.array([[2]], np.uint8)),)
     challenges = Challenges({"t1": Task("t1", train, (np.array([[7]], np.uint8), np.array([[8]], np.uint8)))},
@@ -126,7 +143,7 @@ def test_selectors_find_their_test_inputs_scores_and_fill_attempts():
         {"attempt_1": b, "attempt_2": [[8]]},  # one candidate: the test input fills in
     ]
     assert build_submission(challenges, preds, get_selector("vote"))["t1"][0] == {"attempt_1": a, "attempt_2": b}
-    assert [m for m in METHODS if uses_judge(m)] == ["judge", "judge+vote"]
+    assert [m for m in METHODS if uses_judge(m)] == ["found+judge", "judge", "judge+vote"]
     with pytest.raises(ValueError, match="unknown selection method 'best'"):
         get_selector("best")
 

@@ -1,0 +1,171 @@
+"""Depth-first enumeration against an exhaustive search, on a toy model the double engine decodes."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+
+from submission.dfs import DfsSettings, DfsStats, Ending, enumerate_completions
+from submission.engine import Completion, GenerationRequest
+
+END = 4  # the toy vocabulary: 0-3 write "abcd", 4 ends the completion
+LETTERS = "abcd"
+
+
+def toy_logprobs(context: tuple[int, ...]) -> np.ndarray:
+    """A fixed, peaked next-token distribution for every context (seeded by the context)."""
+    seed = int.from_bytes(hashlib.blake2b(repr(context).encode(), digest_size=4).digest(), "little")
+    logits = np.random.default_rng(seed).normal(0, 2.0, END + 1)
+    return logits - np.log(np.exp(logits).sum())
+
+
+def decode(tokens) -> str:
+    return "".join(LETTERS[t] for t in tokens if t != END)
+
+
+class ToyEngine:
+    """Greedy decoding of the toy model with the top-k log-probs at every position, as vLLM
+    reports them (the top k plus the chosen token); records every call's prompts."""
+
+    def __init__(self, stop: tuple[str, ...] = (), lose: set[int] | None = None):
+        self.stop, self.calls, self.lose = stop, [], lose or set()
+
+    def generate(self, requests: list[GenerationRequest], deadline=None):
+        self.calls.append([r.prompt_token_ids for r in requests])
+        results = []
+        for number, r in enumerate(requests):
+            if len(self.calls) - 1 in self.lose:
+                results.append(None)
+                continue
+            tokens, logprobs, alternatives = [], [], []
+            while len(tokens) < r.max_tokens:
+                lp = toy_logprobs(r.prompt_token_ids + tuple(tokens))
+                chosen = int(np.argmax(lp))
+                top = sorted(range(END + 1), key=lambda t: -lp[t])[: r.top_logprobs]
+                alternatives.append(tuple((t, float(lp[t])) for t in sorted(set(top) | {chosen}, key=lambda t: -lp[t])))
+                tokens.append(chosen)
+                logprobs.append(float(lp[chosen]))
+                if chosen == END or any(s in decode(tokens) for s in r.stop):
+                    break
+            results.append([Completion(decode(tokens), len(tokens), sum(logprobs),
+                                       "stop" if len(tokens) < r.max_tokens or tokens[-1] == END else "length",
+                                       tuple(tokens), tuple(logprobs), tuple(alternatives))])
+        return results
+
+
+def exhaustive(prompt: tuple[int, ...], max_tokens: int, min_prob: float, stop=()) -> dict[tuple[int, ...], float]:
+    """Every completion with probability >= min_prob, by trying every token at every step."""
+    out = {}
+
+    def walk(tokens, logprob):
+        lp = toy_logprobs(prompt + tokens)
+        for t in range(END + 1):
+            total = logprob + float(lp[t])
+            if total < math.log(min_prob):
+                continue
+            path = tokens + (t,)
+            if t == END or any(s in decode(path) for s in stop) or len(path) == max_tokens:
+                out[path] = total
+            else:
+                walk(path, total)
+
+    walk((), 0.0)
+    return out
+
+
+PROMPTS = [(1,), (2, 3), (0, 0, 1), (3,), (1, 2, 2, 0)]
+
+
+@pytest.mark.parametrize("min_prob", [0.5, 0.2, 0.1, 0.05, 0.02])
+def test_enumeration_finds_exactly_the_completions_above_the_threshold(min_prob):
+    requests = [GenerationRequest(p, 6) for p in PROMPTS]
+    settings = DfsSettings(min_prob, max_candidates=1000, max_rounds=100)
+    results = enumerate_completions(ToyEngine(), requests, Ending(decode, frozenset({END}), ()), settings)
+    for request, candidates in zip(requests, results):
+        expected = exhaustive(request.prompt_token_ids, 6, min_prob)
+        found = {c.token_ids: c.cumulative_logprob for c in candidates}
+        assert len(found) == len(candidates), "a completion was found twice"
+        greedy = ToyEngine().generate([GenerationRequest(request.prompt_token_ids, 6)])[0][0].token_ids
+        above = {t: lp for t, lp in found.items() if lp >= math.log(min_prob)}
+        assert set(above) == set(expected)
+        assert set(found) - set(above) <= {greedy}  # only the greedy path may be below the threshold
+        assert greedy in found
+        for tokens, logprob in above.items():
+            assert logprob == pytest.approx(expected[tokens], abs=1e-9)
+        assert [c.cumulative_logprob for c in candidates] == sorted(found.values(), reverse=True)
+        assert all(c.text == decode(c.token_ids) for c in candidates)
+
+
+def test_the_toy_model_branches_at_all():
+    # guards the test above against a toy model so peaked that only greedy paths exist
+    sizes = [len(exhaustive(p, 6, 0.05)) for p in PROMPTS]
+    assert sum(sizes) >= 2 * len(PROMPTS) and max(sizes) >= 4, sizes
+
+
+def test_min_prob_one_gives_the_greedy_completion_only_and_lower_thresholds_give_supersets():
+    requests = [GenerationRequest(p, 6) for p in PROMPTS]
+    ending = Ending(decode, frozenset({END}), ())
+    sets = []
+    for min_prob in (1.0, 0.3, 0.1, 0.03):
+        results = enumerate_completions(ToyEngine(), requests, ending, DfsSettings(min_prob, 1000, 100))
+        sets.append([{c.token_ids for c in r} for r in results])
+    greedy = [c[0].token_ids for c in ToyEngine().generate(requests)]
+    assert sets[0] == [{g} for g in greedy]
+    for higher, lower in zip(sets, sets[1:]):
+        assert all(h <= l for h, l in zip(higher, lower))
+    assert sum(map(len, sets[-1])) > sum(map(len, sets[1]))
+
+
+def test_a_stop_string_across_the_branch_point_ends_the_completion_there():
+    stop = ("cd",)
+    requests = [GenerationRequest(p, 6, stop=stop) for p in PROMPTS]
+    results = enumerate_completions(ToyEngine(stop), requests, Ending(decode, frozenset({END}), stop),
+                                    DfsSettings(0.02, 1000, 100))
+    for request, candidates in zip(requests, results):
+        expected = exhaustive(request.prompt_token_ids, 6, 0.02, stop)
+        above = {c.token_ids for c in candidates if c.cumulative_logprob >= math.log(0.02)}
+        assert above == set(expected)
+        for c in candidates:
+            assert "cd" not in c.text and (c.finish_reason == "length") == (len(c.token_ids) == 6 and
+                                                                           c.token_ids[-1] != END and
+                                                                           "cd" not in decode(c.token_ids))
+
+
+def test_caps_keep_the_most_probable_branches_and_count_what_they_left():
+    requests = [GenerationRequest(p, 6) for p in PROMPTS]
+    ending = Ending(decode, frozenset({END}), ())
+    full = enumerate_completions(ToyEngine(), requests, ending, DfsSettings(0.02, 1000, 100))
+    stats = DfsStats()
+    engine = ToyEngine()
+    capped = enumerate_completions(engine, requests, ending, DfsSettings(0.02, 3, 1), stats=stats)
+    assert len(engine.calls) == 2 and stats.rounds == 2
+    for whole, few in zip(full, capped):
+        assert 1 <= len(few) <= 3 and {c.token_ids for c in few} <= {c.token_ids for c in whole}
+    assert stats.branches_dropped > 0 and stats.candidates == sum(map(len, capped))
+
+
+def test_a_greedy_pass_that_does_not_finish_leaves_none_and_lost_branches_keep_what_was_found():
+    requests = [GenerationRequest(p, 6) for p in PROMPTS]
+    ending = Ending(decode, frozenset({END}), ())
+    assert enumerate_completions(ToyEngine(lose={0}), requests, ending, DfsSettings(0.05)) == [None] * len(PROMPTS)
+    results = enumerate_completions(ToyEngine(lose={1, 2, 3}), requests, ending, DfsSettings(0.05, 1000, 100))
+    full = enumerate_completions(ToyEngine(), requests, ending, DfsSettings(0.05, 1000, 100))
+    greedy = [c[0].token_ids for c in ToyEngine().generate(requests)]
+    for found, whole, path in zip(results, full, greedy):
+        tokens = {c.token_ids for c in found}
+        assert path in tokens and tokens <= {c.token_ids for c in whole}
+        # besides the greedy path, only branches whose own token ended them (no engine call needed)
+        assert all(t[:-1] == path[: len(t) - 1] and (t[-1] == END or len(t) == 6) for t in tokens - {path})
+
+
+def test_branches_go_out_together_and_continue_their_own_prefix():
+    requests = [GenerationRequest(p, 6) for p in PROMPTS]
+    engine = ToyEngine()
+    enumerate_completions(engine, requests, Ending(decode, frozenset({END}), ()), DfsSettings(0.05, 1000, 100))
+    assert engine.calls[0] == [p for p in PROMPTS]
+    assert len(engine.calls) >= 2 and len(engine.calls[1]) > len(PROMPTS)  # one call for all prompts' branches
+    for prompt in engine.calls[1]:
+        assert any(prompt[: len(p)] == p and len(prompt) > len(p) for p in PROMPTS)

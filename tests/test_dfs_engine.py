@@ -1,0 +1,155 @@
+"""Depth-first enumeration through real vLLM on the trained demo model, against a plain depth-first
+search over transformers (both float32), and `run --mode dfs` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from submission.augment import plan_augmentations
+from submission.dfs import DfsSettings, DfsStats, Ending, enumerate_completions
+from submission.encoders import get_encoder
+from submission.engine import EngineSettings, GenerationRequest, VllmEngine, end_token_ids
+from submission.prompts import answer_token_budget, build_prompt, get_template, load_tokenizer
+from submission.tasks import load_challenges
+
+pytestmark = pytest.mark.engine
+
+DEMO_MODEL, DEMO_TASKS = ROOT / "models" / "arc-demo", ROOT / "data" / "demo"
+MIN_PROB = 0.02  # top 50 log-probs per position
+# vLLM's CPU kernels and transformers' differ in float32 rounding: the log-probs of the 42 whole
+# completions compared agreed within 1e-5 when measured; completions this close to the threshold
+# may fall either side of it, and are left out of the comparison.
+LOGPROB_TOLERANCE = 1e-3
+
+
+def _prompts(tokenizer, task_ids=("25ff71a9", "6150a2bd"), views: int = 4) -> list[GenerationRequest]:
+    """Prompts of two small demo tasks, a few views each (25ff71a9's views have 8 to 14
+    completions of probability >= 0.02 under the demo model; most tasks have one at most)."""
+    challenges = load_challenges(DEMO_TASKS / "challenges.json")
+    encoder, template = get_encoder("shape-row-numbers"), get_template("output-from-examples-compact")
+    requests = []
+    for task in (challenges.tasks[t] for t in task_ids):
+        budget = answer_token_budget(tokenizer, encoder, task)
+        for augmentation in plan_augmentations(task, 0, views, 0, False, True):
+            prompt = build_prompt(tokenizer, template, encoder, augmentation.apply_task(task), 0, 8192, budget)
+            requests.append(GenerationRequest(prompt.token_ids, budget))
+    return requests
+
+
+def reference_dfs(model, prompt: tuple[int, ...], max_tokens: int, ends: frozenset[int], min_prob: float):
+    """Every completion of probability >= min_prob: try every token at every node, one token per
+    forward pass on a KV cache that is cropped back on the way up."""
+    import torch
+    from transformers import DynamicCache
+
+    threshold, found = math.log(min_prob), {}
+    cache = DynamicCache()
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt]), past_key_values=cache, use_cache=True).logits[0, -1]
+
+        def walk(logprobs, tokens, total):
+            for token in torch.nonzero(logprobs + total >= threshold).flatten().tolist():
+                path, score = tokens + (token,), total + float(logprobs[token])
+                if token in ends or len(path) == max_tokens:
+                    found[path] = score
+                    continue
+                length = cache.get_seq_length()
+                nxt = model(torch.tensor([[token]]), past_key_values=cache, use_cache=True).logits[0, -1]
+                walk(torch.log_softmax(nxt.float(), -1), path, score)
+                cache.crop(length)
+
+        walk(torch.log_softmax(logits.float(), -1), (), 0.0)
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo_fp32_engine():
+    engine = VllmEngine(EngineSettings(str(DEMO_MODEL), dtype="float32", cpu_kv_cache_gib=1, max_model_len=8192,
+                                       max_logprobs=64),
+                        log=lambda _: None)
+    yield engine
+    engine.close()
+
+
+def test_enumeration_on_vllm_finds_what_a_plain_search_over_transformers_finds(demo_fp32_engine):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(str(DEMO_MODEL))
+    requests = _prompts(tokenizer)
+    ends = end_token_ids(str(DEMO_MODEL), tokenizer.eos_token_id)
+    ending = Ending(lambda ids: tokenizer.decode(ids, skip_special_tokens=True), ends, ())
+    stats = DfsStats()
+    results = enumerate_completions(demo_fp32_engine, requests, ending, DfsSettings(MIN_PROB, 1000, 100), stats=stats)
+    model = AutoModelForCausalLM.from_pretrained(DEMO_MODEL, dtype=torch.float32).eval()
+    threshold, compared, worst = math.log(MIN_PROB), 0, 0.0
+    for request, candidates in zip(requests, results):
+        expected = reference_dfs(model, request.prompt_token_ids, request.max_tokens, ends, MIN_PROB)
+        found = {c.token_ids: c.cumulative_logprob for c in candidates}
+        assert len(found) == len(candidates)
+        near = {t for t, lp in {**expected, **found}.items() if abs(lp - threshold) < LOGPROB_TOLERANCE}
+        above = {t for t, lp in found.items() if lp >= threshold}
+        assert above - near == set(expected) - near
+        assert len(set(found) - above) <= 1  # only the greedy path may be below the threshold
+        for tokens in set(expected) & set(found):
+            worst = max(worst, abs(found[tokens] - expected[tokens]))
+            compared += 1
+    assert worst < LOGPROB_TOLERANCE, worst
+    assert compared >= 4 * 8, "too few completions above the threshold to compare"
+    assert stats.branches_sent > 0
+
+
+def test_run_in_dfs_mode_records_every_candidate_ranked_by_probability(tmp_path):
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
+    command = [sys.executable, "-m", "submission", "run", "--challenges", str(DEMO_TASKS / "challenges.json"),
+               "--solutions", str(DEMO_TASKS / "solutions.json"), "--model", str(DEMO_MODEL),
+               "--augmentations", "2", "--mode", "dfs", "--min-prob", "0.1", "--selector", "found+judge",
+               "--judge-views", "2"]
+    done = subprocess.run(command + ["--out", str(tmp_path / "whole"), "--time-budget", "0"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = json.loads((tmp_path / "whole" / "run.json").read_text())
+    assert record["status"] == "done" and record["settings"]["mode"] == "dfs"
+    rows = [json.loads(line) for line in open(tmp_path / "whole" / "predictions.jsonl")]
+    views = {(r["task_id"], r["test_index"], r["augmentation"]) for r in rows}
+    test_inputs = sum(len(t.test_inputs) for t in load_challenges(DEMO_TASKS / "challenges.json").tasks.values())
+    assert len(views) == 2 * test_inputs
+    assert record["predictions"] == len(rows) > len(views) == sum(r["sample"] == 0 for r in rows)
+    assert record["dfs"]["candidates"] == len(rows) and record["dfs"]["branches_sent"] > 0
+    for view in views:  # sample = rank by probability; every one but the greedy at least min_prob
+        ranked = sorted((r for r in rows if (r["task_id"], r["test_index"], r["augmentation"]) == view),
+                        key=lambda r: r["sample"])
+        logprobs = [r["cumulative_logprob"] for r in ranked]
+        assert logprobs == sorted(logprobs, reverse=True) and [r["sample"] for r in ranked] == list(range(len(ranked)))
+        assert sum(lp < math.log(0.1) for lp in logprobs) <= 1
+    assert json.loads((tmp_path / "whole" / "metrics.json").read_text())["overall"]["score"] > 0
+
+
+
+def test_a_dfs_run_cut_by_its_budget_ends_inside_it_with_what_it_found(demo_fp32_engine, tmp_path):
+    import time
+
+    from submission.pipeline import RunSettings, run
+    from submission.submit import validate_submission
+
+    challenges = load_challenges(DEMO_TASKS / "challenges.json")
+    tokenizer = load_tokenizer(str(DEMO_MODEL))
+    # 128 prompts in chunks of 16: about 40 s of enumeration here, cut at 12 s
+    settings = RunSettings(augmentations=8, encoder="shape-row-numbers", template="output-from-examples-compact",
+                           mode="dfs", min_prob=0.05, chunk_prompts=16, time_budget=12, reserve_seconds=1)
+    started = time.monotonic()
+    record = run(challenges, demo_fp32_engine, tokenizer, tmp_path, settings, {"model": str(DEMO_MODEL)},
+                 log=lambda _: None, started=started)
+    assert time.monotonic() - started <= 12
+    assert record["status"] == "time budget reached"
+    rows = [json.loads(line) for line in open(tmp_path / "predictions.jsonl")]
+    assert 0 < len(rows) == record["predictions"] and record["dfs"]["candidates"] >= len(rows)
+    assert sum(r["sample"] == 0 for r in rows) < 128
+    assert validate_submission(challenges, json.loads((tmp_path / "submission.json").read_text())) == []
