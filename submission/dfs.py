@@ -27,6 +27,7 @@ may span the prompt/branch boundary that vLLM's own check does not look across.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -37,13 +38,16 @@ from .engine import Completion, Engine, GenerationRequest
 class DfsSettings:
     min_prob: float = 0.1
     max_candidates: int = 8  # per prompt, the greedy completion included
-    max_rounds: int = 4  # engine calls after the greedy one
+    max_rounds: int = 8  # engine calls after the greedy one
+    # A branch is continued this many tokens at first, then twice as many each round while its
+    # probability stays >= min_prob; one that falls below stops there (0: continue to the end)
+    piece_tokens: int = 8
 
     def __post_init__(self):
         if not 0 < self.min_prob <= 1:
             raise ValueError(f"--min-prob must be in (0, 1], not {self.min_prob}")
-        if self.max_candidates < 1 or self.max_rounds < 0:
-            raise ValueError("dfs needs --dfs-max-candidates >= 1 and --dfs-max-rounds >= 0")
+        if self.max_candidates < 1 or self.max_rounds < 0 or self.piece_tokens < 0:
+            raise ValueError("dfs needs --dfs-max-candidates >= 1, --dfs-max-rounds >= 0 and piece tokens >= 0")
 
     @property
     def top_k(self) -> int:
@@ -58,8 +62,9 @@ class DfsSettings:
 @dataclass(frozen=True)
 class _Branch:
     prompt: int  # index of its root request
-    tokens: tuple[int, ...]  # generated so far, the branch token last
+    tokens: tuple[int, ...]  # generated so far, the branch token last (or the piece generated last round)
     logprobs: tuple[float, ...]  # one per token
+    pieces: int = 0  # how many pieces of it were generated already
 
     @property
     def logprob(self) -> float:
@@ -73,7 +78,8 @@ class DfsStats:
     stop would save)."""
 
     rounds: int = 0
-    branches_sent: int = 0
+    branches_sent: int = 0  # branch continuations sent (a branch sent in three pieces counts three)
+    branches_pruned: int = 0  # stopped after a piece that took them below min_prob
     branches_dropped: int = 0  # left pending by the candidate and round caps, or the deadline
     tokens: int = 0
     tokens_below_threshold: int = 0
@@ -82,8 +88,8 @@ class DfsStats:
 
     def as_dict(self) -> dict:
         """The totals (run.json); per_round is for benchmarks."""
-        return {k: getattr(self, k) for k in ("rounds", "branches_sent", "branches_dropped", "tokens",
-                                              "tokens_below_threshold", "candidates")}
+        return {k: getattr(self, k) for k in ("rounds", "branches_sent", "branches_pruned", "branches_dropped",
+                                              "tokens", "tokens_below_threshold", "candidates")}
 
 
 class Ending:
@@ -118,6 +124,10 @@ class Ending:
         return text if cut < 0 else text[:cut]
 
 
+def _piece(first: int, pieces: int, left: int) -> int:
+    return left if first == 0 else min(left, first * 2**pieces)
+
+
 def _candidate(ending: Ending, tokens: tuple[int, ...], logprobs: tuple[float, ...], reason: str) -> Completion:
     return Completion(ending.text(tokens), len(tokens), sum(logprobs), reason, tokens, logprobs)
 
@@ -148,6 +158,9 @@ def enumerate_completions(
         end = ending.find(tokens, len(base))
         reason = "stop" if end is not None else "length" if len(tokens) >= requests[index].max_tokens else "stop"
         last = end if end is not None else len(tokens) - 1
+        # stopped at its piece's length, not at the end of the answer: alive while >= min_prob
+        piece_ended = prefix is not None and end is None and len(tokens) < requests[index].max_tokens \
+            and completion.finish_reason == "length"
         stats.tokens += len(completion.token_ids)
         so_far = sum(logprobs[: len(base)])
         for j in range(len(base), last + 1):
@@ -159,17 +172,24 @@ def enumerate_completions(
                     frontier.append(_Branch(index, tokens[:j] + (token,), logprobs[:j] + (logprob,)))
             so_far += logprobs[j]
         path, path_logprobs = tokens[: last + 1], logprobs[: last + 1]
-        if prefix is None or sum(path_logprobs) >= threshold:  # the greedy path is always kept
+        if piece_ended:
+            if sum(path_logprobs) >= threshold:
+                frontier.append(_Branch(index, path, path_logprobs, prefix.pieces + 1))
+            else:
+                stats.branches_pruned += 1
+        elif prefix is None or sum(path_logprobs) >= threshold:  # the greedy path is always kept
             found[index].append(_candidate(ending, path, path_logprobs, reason))
             stats.candidates += 1
 
+    started = time.perf_counter()
     outputs = engine.generate(roots, deadline=deadline)
     stats.rounds += 1
     for i, completions in enumerate(outputs):
         if completions is not None:
             found[i] = []
             take(i, None, completions[0])
-    stats.per_round.append({"branches": len(roots), "candidates": stats.candidates})
+    stats.per_round.append({"branches": len(roots), "candidates": stats.candidates, "tokens": stats.tokens,
+                            "seconds": round(time.perf_counter() - started, 3)})
 
     for _ in range(settings.max_rounds):
         if not frontier:
@@ -195,9 +215,11 @@ def enumerate_completions(
         frontier = keep
         if not send:
             continue
+        started, tokens_before = time.perf_counter(), stats.tokens
         continued = engine.generate(
             [replace(roots[b.prompt], prompt_token_ids=requests[b.prompt].prompt_token_ids + b.tokens,
-                     max_tokens=requests[b.prompt].max_tokens - len(b.tokens), seed=None) for b in send],
+                     max_tokens=_piece(settings.piece_tokens, b.pieces, requests[b.prompt].max_tokens - len(b.tokens)),
+                     seed=None) for b in send],
             deadline=deadline,
         )
         stats.rounds += 1
@@ -207,6 +229,7 @@ def enumerate_completions(
                 stats.branches_dropped += 1
             else:
                 take(branch.prompt, branch, completions[0])
-        stats.per_round.append({"branches": len(send), "candidates": stats.candidates})
+        stats.per_round.append({"branches": len(send), "candidates": stats.candidates,
+                                "tokens": stats.tokens - tokens_before, "seconds": round(time.perf_counter() - started, 3)})
     stats.branches_dropped += len(frontier)
     return [None if c is None else sorted(c, key=lambda x: -x.cumulative_logprob) for c in found]

@@ -79,10 +79,11 @@ def exhaustive(prompt: tuple[int, ...], max_tokens: int, min_prob: float, stop=(
 PROMPTS = [(1,), (2, 3), (0, 0, 1), (3,), (1, 2, 2, 0)]
 
 
+@pytest.mark.parametrize("piece_tokens", [0, 1, 2])
 @pytest.mark.parametrize("min_prob", [0.5, 0.2, 0.1, 0.05, 0.02])
-def test_enumeration_finds_exactly_the_completions_above_the_threshold(min_prob):
+def test_enumeration_finds_exactly_the_completions_above_the_threshold(min_prob, piece_tokens):
     requests = [GenerationRequest(p, 6) for p in PROMPTS]
-    settings = DfsSettings(min_prob, max_candidates=1000, max_rounds=100)
+    settings = DfsSettings(min_prob, max_candidates=1000, max_rounds=100, piece_tokens=piece_tokens)
     results = enumerate_completions(ToyEngine(), requests, Ending(decode, frozenset({END}), ()), settings)
     for request, candidates in zip(requests, results):
         expected = exhaustive(request.prompt_token_ids, 6, min_prob)
@@ -119,11 +120,12 @@ def test_min_prob_one_gives_the_greedy_completion_only_and_lower_thresholds_give
     assert sum(map(len, sets[-1])) > sum(map(len, sets[1]))
 
 
-def test_a_stop_string_across_the_branch_point_ends_the_completion_there():
+@pytest.mark.parametrize("piece_tokens", [0, 1])
+def test_a_stop_string_across_the_branch_point_ends_the_completion_there(piece_tokens):
     stop = ("cd",)
     requests = [GenerationRequest(p, 6, stop=stop) for p in PROMPTS]
     results = enumerate_completions(ToyEngine(stop), requests, Ending(decode, frozenset({END}), stop),
-                                    DfsSettings(0.02, 1000, 100))
+                                    DfsSettings(0.02, 1000, 100, piece_tokens))
     for request, candidates in zip(requests, results):
         expected = exhaustive(request.prompt_token_ids, 6, 0.02, stop)
         above = {c.token_ids for c in candidates if c.cumulative_logprob >= math.log(0.02)}
@@ -169,3 +171,14 @@ def test_branches_go_out_together_and_continue_their_own_prefix():
     assert len(engine.calls) >= 2 and len(engine.calls[1]) > len(PROMPTS)  # one call for all prompts' branches
     for prompt in engine.calls[1]:
         assert any(prompt[: len(p)] == p and len(prompt) > len(p) for p in PROMPTS)
+
+
+def test_branches_sent_in_pieces_stop_where_they_fall_below_the_threshold():
+    requests = [GenerationRequest(p, 6) for p in PROMPTS]
+    ending = Ending(decode, frozenset({END}), ())
+    whole, pieces = DfsStats(), DfsStats()
+    a = enumerate_completions(ToyEngine(), requests, ending, DfsSettings(0.05, 1000, 100, 0), stats=whole)
+    b = enumerate_completions(ToyEngine(), requests, ending, DfsSettings(0.05, 1000, 100, 1), stats=pieces)
+    assert [[c.token_ids for c in r] for r in a] == [[c.token_ids for c in r] for r in b]
+    assert pieces.branches_pruned > 0 and whole.branches_pruned == 0
+    assert pieces.tokens < whole.tokens and pieces.rounds > whole.rounds

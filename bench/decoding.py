@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Which decoding solves the most per engine-second: greedy, sampling, beam search and depth-first
+enumeration (dfs), each with the vote, judge and found+judge selectors, on the demo model.
+
+For each task set (held-out generated tasks, the real ARC-AGI-1 tasks inside the generator's
+families) and each decoding, one run through the pipeline on one engine (no adaptive rounds, no
+time budget); runs made at 16 views are also read at their first 8 views. Per row:
+
+- candidates per view: predictions per (test input, view) that parsed to a grid or not;
+- pass_n: a correct answer among the candidates (the ceiling of every selector);
+- top-2 per selector (the competition score, mean over tasks);
+- generation seconds (measured, scaled to the views read) and judge seconds (the judge's scoring of
+  its top-4 candidates under 8 views, shared by the judge selectors; one cache per set, so a
+  candidate that two decodings found is scored once and priced alike in both).
+
+    python bench/decoding.py --docs docs/decoding.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from common import machine  # noqa: E402
+from solve_rate import IN_FAMILY, per_task_mean, view_subset, write_heldout  # noqa: E402
+
+from submission.engine import EngineSettings, start_engine  # noqa: E402
+from submission.judge import JudgeSettings, run_judge  # noqa: E402
+from submission.metrics import evaluate  # noqa: E402
+from submission.pipeline import RunSettings, plan_views, run  # noqa: E402
+from submission.predictions import read_predictions  # noqa: E402
+from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
+from submission.select import as_grid, get_selector, group_by_test_input  # noqa: E402
+from submission.submit import build_submission, write_json_atomic  # noqa: E402
+from submission.tasks import load_challenges, load_solutions  # noqa: E402
+
+SELECTORS = ("vote", "judge", "found+judge")
+# name -> (RunSettings fields, views generated, view counts read)
+DECODINGS = {
+    "greedy": ({"mode": "greedy"}, 16, (8, 16)),
+    "sample 4 (T=0.8)": ({"mode": "sample", "samples": 4, "temperature": 0.8}, 8, (8,)),
+    "beam 4": ({"mode": "beam", "beam_width": 4}, 8, (8,)),
+    "dfs 0.2": ({"mode": "dfs", "min_prob": 0.2}, 16, (8, 16)),
+    "dfs 0.1": ({"mode": "dfs", "min_prob": 0.1}, 16, (8, 16)),
+}
+
+
+def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, model, decodings, out, log):
+    challenges = load_challenges(challenges_path)
+    solutions, _ = load_solutions(solutions_path)
+    fmt, _ = read_model_format(model)
+    base = {"encoder": fmt.get("encoder", RunSettings.encoder), "template": fmt.get("template", RunSettings.template)}
+    judge_settings = JudgeSettings.from_run(base)
+    cache = out / slug / "judge_scores.jsonl"
+    rows = []
+    for decoding in decodings:
+        fields, views, reads = DECODINGS[decoding]
+        settings = RunSettings(augmentations=views, adaptive=False, time_budget=None, **base, **fields)
+        run_dir = out / slug / decoding.replace(" ", "_").replace("(", "").replace(")", "").replace("=", "")
+        log(f"{name}: {decoding}, {views} views")
+        record = run(challenges, engine, tokenizer, run_dir, settings, {"model": str(model)}, log=lambda _: None)
+        predictions = list(read_predictions(run_dir / "predictions.jsonl"))
+        plans = plan_views(challenges.tasks, settings)
+        speed = run_dir / "speed.json"  # a resumed run generates little: keep the first run's measured speed
+        if record["prompts_sent"] >= len(plans) * views // 2:
+            speed.write_text(json.dumps({"seconds_per_view": record["stage_seconds"].get("generate", 0.0)
+                                         / max(record["prompts_sent"], 1)}))
+        per_view = json.loads(speed.read_text())["seconds_per_view"]
+        for k in reads:
+            subset = view_subset(predictions, plans, k)
+            groups = group_by_test_input(subset)
+            judge = run_judge(challenges, subset, judge_settings, cache, engine, tokenizer, model=str(model),
+                              log=lambda _: None)
+            metrics = evaluate(solutions, build_submission(challenges, subset, get_selector("vote")), subset)["overall"]
+            row = {"set": name, "decoding": decoding, "views": k,
+                   "candidates_per_view": round(len(subset) / (k * len(plans)), 2),
+                   "pass_n": metrics["pass_n"], "generation_seconds": round(per_view * k * len(plans), 1),
+                   "judge_scores": judge.needed,
+                   "judge_seconds": round(judge.engine_seconds / judge.computed * judge.needed, 1)
+                   if judge.computed else None}
+            for method in SELECTORS:
+                selector = get_selector(method, judge.scores)
+                top2 = {}
+                for key in plans:
+                    truth = as_grid(solutions[key[0]][key[1]].tolist())
+                    top2[key] = truth in selector(groups.get(key, []))[:2]
+                row[f"{method}_top2"] = per_task_mean(top2)
+            if record.get("dfs"):
+                row["dfs"] = record["dfs"]
+            rows.append(row)
+            log(f"  {k} views: {row['candidates_per_view']} candidates/view, pass_n {row['pass_n']:.3f}, "
+                f"top-2 vote {row['vote_top2']:.3f} judge {row['judge_top2']:.3f} "
+                f"found+judge {row['found+judge_top2']:.3f}, {row['generation_seconds']} s generation")
+    return {"set": name, "tasks": len(challenges.tasks), "test_inputs": len(plan_views(challenges.tasks, RunSettings(
+        augmentations=1, **base))), "rows": rows}
+
+
+def markdown(result: dict) -> str:
+    lines = ["# Decoding per engine-second", "",
+             f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} cores), "
+             f"vLLM {result['engine']['vllm_version']} on {result['engine']['device']} ({result['engine']['dtype']}), "
+             f"{result['seconds']:.0f} s in all. Model: `{result['model']}`. Judge: top-4 candidates under 8 views. "
+             "Engine seconds = generation + judge (for the judge selectors). Figures are written by the command; "
+             "what they mean is in docs/benchmarks.md.", ""]
+    for s in result["sets"]:
+        lines += [f"## {s['set']} ({s['tasks']} tasks, {s['test_inputs']} test inputs)", "",
+                  "| decoding | views | candidates/view | pass_n | top-2 vote | top-2 judge | top-2 found+judge "
+                  "| generation s | judge s |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in s["rows"]:
+            lines.append(f"| {r['decoding']} | {r['views']} | {r['candidates_per_view']} | {r['pass_n']:.3f} | "
+                         f"{r['vote_top2']:.3f} | {r['judge_top2']:.3f} | {r['found+judge_top2']:.3f} | "
+                         f"{r['generation_seconds']} | {r['judge_seconds']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "arc-demo")
+    parser.add_argument("--decodings", default=",".join(DECODINGS),
+                        help=f"which decodings, comma-separated, of: {', '.join(DECODINGS)} (default: all)")
+    parser.add_argument("--sets", default="in-family,heldout")
+    parser.add_argument("--heldout", type=int, default=100, help="held-out generated tasks (default: %(default)s)")
+    parser.add_argument("--heldout-max-side", type=int, default=12)
+    parser.add_argument("--heldout-seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "decoding")
+    parser.add_argument("--docs", type=Path, help="also write the tables as markdown here")
+    parser.add_argument("--cpu-kv-cache-gib", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    decodings = [d.strip() for d in args.decodings.split(",")]
+    unknown = [d for d in decodings if d not in DECODINGS]
+    if unknown:
+        parser.error(f"unknown decoding(s) {unknown}; choose from {list(DECODINGS)}")
+
+    started = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = lambda message: print(message, flush=True)  # noqa: E731
+    info = machine()
+    engine = start_engine(EngineSettings(str(args.model), max_model_len=8192, cpu_kv_cache_gib=args.cpu_kv_cache_gib),
+                          log=log)
+    tokenizer = load_tokenizer(str(args.model), log=log)
+    sets = []
+    try:
+        for wanted in args.sets.split(","):
+            if wanted == "in-family":
+                sets.append(measure("real ARC-AGI-1 tasks in the families", "in-family", IN_FAMILY / "challenges.json",
+                                    IN_FAMILY / "solutions.json", engine, tokenizer, args.model, decodings, args.out,
+                                    log))
+            elif wanted == "heldout":
+                ch, sol = write_heldout(args.out / "heldout-tasks", args.heldout, args.heldout_seed,
+                                        args.heldout_max_side)
+                sets.append(measure(f"held-out generated ({args.heldout}, seed {args.heldout_seed})", "heldout", ch,
+                                    sol, engine, tokenizer, args.model, decodings, args.out, log))
+            else:
+                parser.error(f"unknown set {wanted!r}; choose from in-family, heldout")
+        engine_info = engine.describe()
+    finally:
+        engine.close()
+    result = {"command": "python bench/decoding.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "model": str(args.model), "machine": info, "engine": engine_info,
+              "seconds": round(time.time() - started, 1), "sets": sets}
+    write_json_atomic(args.out / "decoding.json", result)
+    if args.docs:
+        args.docs.write_text(markdown(result))
+        print(f"wrote {args.docs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
