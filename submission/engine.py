@@ -128,6 +128,7 @@ class EngineSettings:
     attention_backend: str = "auto"
     kv_cache_bytes: int | None = None  # overrides cpu_kv_cache_gib; on GPU, overrides the utilization share
     max_logprobs: int = 20  # the most top_logprobs a request may ask for (vLLM's default is 20)
+    enable_prefix_caching: bool | None = None  # None: vLLM's default (on); off only to measure what it saves
 
 
 def _aborted(output) -> bool:
@@ -232,6 +233,8 @@ class VllmEngine:
         extra = {}
         if settings.max_num_seqs:
             extra["max_num_seqs"] = settings.max_num_seqs
+        if settings.enable_prefix_caching is not None:
+            extra["enable_prefix_caching"] = settings.enable_prefix_caching
         if self.device.kind == "cpu":
             # vLLM 0.32's CPU build crashes ("CPU Generator does not use offset") when a seeded
             # request is prefilled in chunks; whole-prompt prefills avoid it.

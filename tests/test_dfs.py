@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 
 import numpy as np
@@ -182,3 +183,66 @@ def test_branches_sent_in_pieces_stop_where_they_fall_below_the_threshold():
     assert [[c.token_ids for c in r] for r in a] == [[c.token_ids for c in r] for r in b]
     assert pieces.branches_pruned > 0 and whole.branches_pruned == 0
     assert pieces.tokens < whole.tokens and pieces.rounds > whole.rounds
+
+
+class OracleBranchingEngine:
+    """The true answer of every view (as OracleEngine writes it), with one alternative: at its last
+    grid digit, another digit of probability 0.3 (the true one has 0.6, every other token 0.99)."""
+
+    def __init__(self, oracle, tokenizer):
+        self.tokenizer, self.calls = tokenizer, []
+        eos = tokenizer.eos_token_id
+        self.answers = {prompt: tuple(tokenizer.encode(text, add_special_tokens=False)) + (eos,)
+                        for prompt, text in oracle.answers.items()}
+        self.max_model_len = oracle.max_model_len
+
+    def generate(self, requests, deadline=None):
+        self.calls.append(len(requests))
+        results = []
+        for r in requests:
+            root = next(p for p in self.answers if r.prompt_token_ids[: len(p)] == p)
+            answer, done = self.answers[root], len(r.prompt_token_ids) - len(root)
+            digits = [j for j, t in enumerate(answer) if self.tokenizer.decode([t]).isdigit()]
+            last = digits[-1]
+            tokens, logprobs, alternatives = answer[done:][: r.max_tokens], [], []
+            for j, token in enumerate(tokens, start=done):
+                if j == last:
+                    other = self.tokenizer.encode("1" if self.tokenizer.decode([token]) != "1" else "2",
+                                                  add_special_tokens=False)[0]
+                    logprobs.append(math.log(0.6))
+                    alternatives.append(((token, math.log(0.6)), (other, math.log(0.3))))
+                else:
+                    logprobs.append(math.log(0.99))
+                    alternatives.append(((token, math.log(0.99)),))
+            results.append([Completion(self.tokenizer.decode(list(tokens), skip_special_tokens=True), len(tokens),
+                                       sum(logprobs), "stop", tokens, tuple(logprobs), tuple(alternatives))])
+        return results
+
+    def describe(self):
+        return {"engine": "oracle-branching"}
+
+
+def test_a_dfs_run_records_each_views_candidates_by_rank_and_resumes(sample_challenges, sample_solutions,
+                                                                      tokenizer, tmp_path):
+    from doubles import OracleEngine
+
+    from submission.pipeline import RunSettings, run
+    from submission.predictions import read_predictions
+
+    settings = RunSettings(augmentations=8, time_budget=None, mode="dfs", min_prob=0.1)
+    engine = OracleBranchingEngine(OracleEngine(sample_challenges, sample_solutions, tokenizer, settings), tokenizer)
+    record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=lambda _: None)
+    views = sum(len(t.test_inputs) for t in sample_challenges.tasks.values()) * 8
+    predictions = list(read_predictions(tmp_path / "predictions.jsonl"))
+    assert record["status"] == "done" and len(predictions) == 2 * views == record["dfs"]["candidates"]
+    assert engine.calls == [views, views]  # the greedy pass, then every view's one branch together
+    for p in predictions:
+        truth = sample_solutions[p.task_id][p.test_index].tolist()
+        assert p.mode == "dfs" and (p.grid == truth) == (p.sample == 0)
+        assert p.cumulative_logprob == pytest.approx(math.log(0.6 if p.sample == 0 else 0.3)
+                                                     + (p.token_count - 1) * math.log(0.99))
+    submission = json.loads((tmp_path / "submission.json").read_text())
+    assert all(entry["attempt_1"] == sample_solutions[task][i].tolist()
+               for task, entries in submission.items() for i, entry in enumerate(entries))
+    again = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=lambda _: None)
+    assert again["status"] == "done" and engine.calls == [views, views] and again["predictions"] == 2 * views
