@@ -5,6 +5,7 @@
 # make bench  : the benchmarks (bench/*.py, defaults) with the tiny model; figures in runs/bench/*.json
 # make solve-rate : what the demo model solves, by views and selection method (docs/solve_rate.md)
 # make train-demo : train a demo model from scratch on this machine's CPU (about 2 h; resumes after a stop)
+# make mutation : mutation testing of the pure core modules against the fast suite (mutmut; not in CI)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.installed
 TINY := models/tiny-qwen2
 DEMO_MODEL := models/arc-demo
 
-.PHONY: setup demo test test-fast bundle bench solve-rate train-demo clean
+.PHONY: setup demo test test-fast bundle bench solve-rate train-demo mutation clean
 
 $(STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,5 +54,10 @@ bench: $(TINY)/config.json
 	$(PY) bench/overhead.py --out runs/bench/overhead.json
 	$(PY) bench/extras.py --out runs/bench/extras.json
 
+mutation: $(STAMP)
+	$(PY) -m pip install --quiet "mutmut>=3.8,<4"
+	$(VENV)/bin/mutmut run --max-children 2 || true
+	mkdir -p runs && $(PY) scripts/mutation_summary.py --json runs/mutation.json
+
 clean:
-	rm -rf runs build .pytest_cache
+	rm -rf runs build .pytest_cache mutants
