@@ -81,12 +81,15 @@ def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, mode
             judge = run_judge(challenges, subset, judge_settings, cache, engine, tokenizer, model=str(model),
                               log=lambda _: None)
             metrics = evaluate(solutions, build_submission(challenges, subset, get_selector("vote")), subset)["overall"]
+            price_file = out / slug / "judge_speed.json"  # the price of a score, kept for rows the cache serves
+            if judge.computed:
+                price_file.write_text(json.dumps({"seconds_per_score": judge.engine_seconds / judge.computed}))
+            price = json.loads(price_file.read_text())["seconds_per_score"] if price_file.exists() else None
             row = {"set": name, "decoding": decoding, "views": k,
                    "candidates_per_view": round(len(subset) / (k * len(plans)), 2),
                    "pass_n": metrics["pass_n"], "generation_seconds": round(per_view * k * len(plans), 1),
                    "judge_scores": judge.needed,
-                   "judge_seconds": round(judge.engine_seconds / judge.computed * judge.needed, 1)
-                   if judge.computed else None}
+                   "judge_seconds": round(price * judge.needed, 1) if price else None}
             for method in SELECTORS:
                 selector = get_selector(method, judge.scores)
                 top2 = {}
@@ -118,7 +121,7 @@ def markdown(result: dict) -> str:
         for r in s["rows"]:
             lines.append(f"| {r['decoding']} | {r['views']} | {r['candidates_per_view']} | {r['pass_n']:.3f} | "
                          f"{r['vote_top2']:.3f} | {r['judge_top2']:.3f} | {r['found+judge_top2']:.3f} | "
-                         f"{r['generation_seconds']} | {r['judge_seconds']} |")
+                         f"{r['generation_seconds']} | {r['judge_seconds'] or 'cached'} |")
         lines.append("")
     return "\n".join(lines)
 
