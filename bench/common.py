@@ -88,6 +88,17 @@ def start(args, log=print):
     return start_engine(settings, log=log)
 
 
+def write_scorecard(script: str, argv, args, result: dict, json_name: str, markdown) -> dict:
+    """A scorecard's JSON under ``args.out`` (the command line first) and, with ``args.docs``,
+    its markdown; returns the result as written."""
+    result = {"command": f"python bench/{script} " + " ".join(sys.argv[1:] if argv is None else argv), **result}
+    write_json_atomic(args.out / json_name, result)
+    if args.docs:
+        args.docs.write_text(markdown(result))
+        print(f"wrote {args.docs}")
+    return result
+
+
 def forget_cached_prompts(engine) -> None:
     """Empty vLLM's prefix cache, so a repeat prefills its prompts as the first run did (with the
     cache, a second run of the same prompts skips nearly all prefill work, which a real run never

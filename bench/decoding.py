@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from common import forget_cached_prompts, machine  # noqa: E402
+from common import forget_cached_prompts, machine, write_scorecard  # noqa: E402
 from solve_rate import IN_FAMILY, per_task_mean, view_subset, write_heldout  # noqa: E402
 
 from submission.engine import EngineSettings, start_engine  # noqa: E402
@@ -39,7 +39,7 @@ from submission.pipeline import RunSettings, plan_views, run  # noqa: E402
 from submission.predictions import read_predictions  # noqa: E402
 from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
 from submission.select import as_grid, get_selector, group_by_test_input  # noqa: E402
-from submission.submit import build_submission, write_json_atomic  # noqa: E402
+from submission.submit import build_submission  # noqa: E402
 from submission.tasks import load_challenges, load_solutions  # noqa: E402
 
 SELECTORS = ("vote", "judge", "found+judge")
@@ -173,13 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         engine_info = engine.describe()
     finally:
         engine.close()
-    result = {"command": "python bench/decoding.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "model": str(args.model), "machine": info, "engine": engine_info,
-              "seconds": round(time.time() - started, 1), "sets": sets}
-    write_json_atomic(args.out / "decoding.json", result)
-    if args.docs:
-        args.docs.write_text(markdown(result))
-        print(f"wrote {args.docs}")
+    write_scorecard("decoding.py", argv, args, {"model": str(args.model), "machine": info, "engine": engine_info,
+                                                 "seconds": round(time.time() - started, 1), "sets": sets},
+                    "decoding.json", markdown)
     return 0
 
 

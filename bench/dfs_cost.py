@@ -24,24 +24,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import forget_cached_prompts, machine  # noqa: E402
 
-from submission.dfs import DfsSettings, DfsStats, Ending, enumerate_completions  # noqa: E402
+from submission.dfs import DfsSettings, DfsStats, enumerate_completions, model_ending  # noqa: E402
 from submission.encoders import get_encoder, stop_strings  # noqa: E402
-from submission.engine import EngineSettings, GenerationRequest, VllmEngine, end_token_ids  # noqa: E402
-from submission.pipeline import RunSettings, plan_views  # noqa: E402
-from submission.prompts import answer_token_budget, build_prompt, get_template, load_tokenizer, read_model_format  # noqa: E402
+from submission.engine import EngineSettings, VllmEngine  # noqa: E402
+from submission.pipeline import RunSettings, plan_work, prepare_requests  # noqa: E402
+from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
 from submission.tasks import load_challenges  # noqa: E402
-
-
-def requests_for(challenges, tokenizer, encoder, template, views: int) -> list[GenerationRequest]:
-    settings = RunSettings(augmentations=views)
-    out = []
-    for (task_id, test_index), plan in plan_views(challenges.tasks, settings).items():
-        task = challenges.tasks[task_id]
-        budget = answer_token_budget(tokenizer, encoder, task)
-        for augmentation in plan:
-            prompt = build_prompt(tokenizer, template, encoder, augmentation.apply_task(task), test_index, 8192, budget)
-            out.append(GenerationRequest(prompt.token_ids, budget, stop=tuple(stop_strings(encoder))))
-    return out
 
 
 def enumerate_once(engine, requests, ending, settings: DfsSettings, label: str, log) -> dict:
@@ -67,11 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log = lambda message: print(message, flush=True)  # noqa: E731
     fmt, _ = read_model_format(args.model)
-    encoder, template = get_encoder(fmt["encoder"]), get_template(fmt["template"])
+    settings = RunSettings(augmentations=args.views, encoder=fmt["encoder"], template=fmt["template"])
     tokenizer = load_tokenizer(str(args.model), log=log)
-    requests = requests_for(load_challenges(args.challenges), tokenizer, encoder, template, args.views)
-    ending = Ending(lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-                    end_token_ids(str(args.model), tokenizer.eos_token_id), tuple(stop_strings(encoder)))
+    tasks = load_challenges(args.challenges).tasks
+    requests = [r for _, r in prepare_requests(tasks, plan_work(tasks, settings), tokenizer, 8192, settings, log)[0]]
+    ending = model_ending(tokenizer, str(args.model), tuple(stop_strings(get_encoder(settings.encoder))))
     log(f"{len(requests)} prompts of {args.challenges}")
     rows = []
     for caching in (True, False):

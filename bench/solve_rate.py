@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from common import machine  # noqa: E402
+from common import machine, write_scorecard  # noqa: E402
 
 from submission.engine import EngineSettings, start_engine  # noqa: E402
 from submission.families import generated_tasks  # noqa: E402
@@ -40,7 +40,7 @@ from submission.pipeline import RunSettings, plan_views, run  # noqa: E402
 from submission.predictions import read_predictions  # noqa: E402
 from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
 from submission.select import SELECTORS, as_grid, get_selector, group_by_test_input, uses_judge  # noqa: E402
-from submission.submit import build_submission, write_json_atomic  # noqa: E402
+from submission.submit import build_submission  # noqa: E402
 from submission.tasks import load_challenges, load_solutions  # noqa: E402
 
 METHODS = tuple(SELECTORS)  # every selection method of select.py
@@ -229,14 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         engine_info = engine.describe()
     finally:
         engine.close()
-    result = {"command": "python bench/solve_rate.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "model": str(args.model), "machine": info, "engine": engine_info,
-              "seconds": round(time.time() - started, 1), "sets": sets}
-    write_json_atomic(args.out / "solve_rate.json", result)
     print(json.dumps({s["set"]: s["rows"][-1] for s in sets}, indent=1))
-    if args.docs:
-        args.docs.write_text(markdown(result))
-        print(f"wrote {args.docs}")
+    write_scorecard("solve_rate.py", argv, args, {"model": str(args.model), "machine": info, "engine": engine_info,
+                                                   "seconds": round(time.time() - started, 1), "sets": sets},
+                    "solve_rate.json", markdown)
     return 0
 
 

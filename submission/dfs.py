@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from .engine import Completion, Engine, GenerationRequest
+from .engine import Completion, Engine, GenerationRequest, end_token_ids
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,8 @@ class _Branch:
 @dataclass
 class DfsStats:
     """What an enumeration cost: engine calls, branches sent, tokens generated (and how many of
-    them were generated after their branch had already fallen below min_prob: the waste an early
-    stop would save)."""
+    them were generated after their path had already fallen below min_prob: what the greedy
+    passes and the last piece of each pruned branch still cost)."""
 
     rounds: int = 0
     branches_sent: int = 0  # branch continuations sent (a branch sent in three pieces counts three)
@@ -122,6 +122,14 @@ class Ending:
         text = self.decode(list(tokens))
         cut = min((text.find(s) for s in self.stop if s in text), default=-1)
         return text if cut < 0 else text[:cut]
+
+
+def model_ending(tokenizer, model_dir: str | None, stop: tuple[str, ...]) -> Ending:
+    """The Ending of a model's completions: its end tokens (the tokenizer's, and the model
+    folder's generation_config.json where a folder is given) and the encoder's stop strings."""
+    eos = getattr(tokenizer, "eos_token_id", None)
+    ends = end_token_ids(model_dir, eos) if model_dir else frozenset({eos} - {None})
+    return Ending(lambda ids: tokenizer.decode(ids, skip_special_tokens=True), ends, stop)
 
 
 def _piece(first: int, pieces: int, left: int) -> int:
@@ -203,7 +211,8 @@ def enumerate_completions(
                 keep.append(branch)  # a later round may have room: a sent branch can end below min_prob
                 continue
             request = requests[branch.prompt]
-            end = ending.find(branch.tokens, len(branch.tokens) - 1)
+            # a new branch's own token may end it; a continuation's last token was checked already
+            end = ending.find(branch.tokens, len(branch.tokens) - 1) if branch.pieces == 0 else None
             if end is not None or len(branch.tokens) >= request.max_tokens:
                 # the branch token itself ends the path (end of turn, a stop string, the token budget)
                 found[branch.prompt].append(_candidate(ending, branch.tokens, branch.logprobs,

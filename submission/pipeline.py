@@ -28,8 +28,8 @@ import orjson
 
 from .augment import Augmentation, plan_augmentations
 from .encoders import get_encoder, stop_strings
-from .dfs import DfsSettings, DfsStats, Ending, enumerate_completions
-from .engine import Engine, GenerationRequest, end_token_ids
+from .dfs import DfsSettings, DfsStats, Ending, enumerate_completions, model_ending
+from .engine import Engine, GenerationRequest
 from .metrics import evaluate, format_table
 from .predictions import Prediction, append_predictions, read_predictions, to_prediction, unanswerable
 from .prompts import Unanswerable, answer_token_budget, build_prompt, get_template
@@ -355,10 +355,7 @@ def run(
     job = _Job(challenges, engine, tokenizer, settings, out_dir, deadline, log, predictions,
                plan_views(challenges.tasks, settings))
     if settings.mode == "dfs":
-        eos = getattr(tokenizer, "eos_token_id", None)
-        ends = end_token_ids(inputs["model"], eos) if inputs.get("model") else frozenset({eos} - {None})
-        job.ending = Ending(lambda ids: tokenizer.decode(ids, skip_special_tokens=True), ends,
-                            tuple(stop_strings(get_encoder(settings.encoder))))
+        job.ending = model_ending(tokenizer, inputs.get("model"), tuple(stop_strings(get_encoder(settings.encoder))))
     if uses_judge(settings.selector):
         job.judge_scores_planned = len(job.plans) * settings.judge_top_k * settings.judge_views
     status = "done"

@@ -13,9 +13,9 @@ import pytest
 
 from conftest import ROOT
 from submission.augment import plan_augmentations
-from submission.dfs import DfsSettings, DfsStats, Ending, enumerate_completions
+from submission.dfs import DfsSettings, DfsStats, enumerate_completions, model_ending
 from submission.encoders import get_encoder
-from submission.engine import EngineSettings, GenerationRequest, VllmEngine, end_token_ids
+from submission.engine import EngineSettings, GenerationRequest, VllmEngine
 from submission.prompts import answer_token_budget, build_prompt, get_template, load_tokenizer
 from submission.tasks import load_challenges
 
@@ -84,8 +84,8 @@ def test_enumeration_on_vllm_finds_what_a_plain_search_over_transformers_finds(d
 
     tokenizer = load_tokenizer(str(DEMO_MODEL))
     requests = _prompts(tokenizer)
-    ends = end_token_ids(str(DEMO_MODEL), tokenizer.eos_token_id)
-    ending = Ending(lambda ids: tokenizer.decode(ids, skip_special_tokens=True), ends, ())
+    ending = model_ending(tokenizer, str(DEMO_MODEL), ())
+    ends = ending.end_token_ids
     stats = DfsStats()
     results = enumerate_completions(demo_fp32_engine, requests, ending, DfsSettings(MIN_PROB, 1000, 100), stats=stats)
     model = AutoModelForCausalLM.from_pretrained(DEMO_MODEL, dtype=torch.float32).eval()
