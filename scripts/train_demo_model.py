@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     heldout = finetune.eval_batches(held, tokenizer.pad_token_id, preset["micro_tokens"])
     workers = args.workers if args.workers >= 0 else (12 if device != "cpu" else 0)
     if device == "cpu":
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use (taskset)
 
     settings = finetune.TrainSettings(
         steps=steps, learning_rate=preset["learning_rate"], min_learning_rate=preset["learning_rate"] / 10,

@@ -122,6 +122,23 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judge-top-k", type=int, default=4,
                    help="judge selectors: candidates judged per test input, in vote order (default: %(default)s)")
 
+    ttt = p.add_argument_group("test-time fine-tuning (a LoRA adapter per task, trained on its train pairs)")
+    ttt.add_argument("--ttt", choices=("off", "task", "shared"), default="off",
+                     help="before inference, train a LoRA adapter on each test task's leave-one-out train pairs "
+                          "(task) or one adapter on all of them (shared), within --ttt-share of the time budget; "
+                          "every task's prompts still go to vLLM together, each through its adapter; a task "
+                          "without one uses the base model (default: %(default)s)")
+    ttt.add_argument("--ttt-rank", type=int, default=8, help="LoRA rank (default: %(default)s)")
+    ttt.add_argument("--ttt-steps", type=int, default=32,
+                     help="optimizer steps per adapter, fewer when the time does not allow (default: %(default)s)")
+    ttt.add_argument("--ttt-min-steps", type=int, default=8,
+                     help="a task that would get fewer steps gets no adapter (default: %(default)s)")
+    ttt.add_argument("--ttt-learning-rate", type=float, default=1e-3, help="peak learning rate (default: %(default)s)")
+    ttt.add_argument("--ttt-examples-per-step", type=int, default=4,
+                     help="augmented leave-one-out examples per step (default: %(default)s)")
+    ttt.add_argument("--ttt-share", type=float, default=0.5,
+                     help="share of the time budget training may use; the rest is inference (default: %(default)s)")
+
     budget = p.add_argument_group("time budget, rounds and workers")
     budget.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET,
                         help="seconds for the whole run, engine start-up included; 0 = no limit (default: "
@@ -182,6 +199,7 @@ def cmd_run(args) -> int:
     from .pipeline import ResumeError, RunSettings, check_resumable, run
     from .prompts import load_tokenizer
     from .submit import fallback_submission, write_json_atomic
+    from .ttt import TttSettings
 
     try:
         settings = RunSettings(
@@ -193,7 +211,11 @@ def cmd_run(args) -> int:
             time_budget=args.time_budget or None, reserve_seconds=args.reserve_seconds,
             mode=args.mode, beam_width=args.beam_width, judge_views=args.judge_views, judge_top_k=args.judge_top_k,
             min_prob=args.min_prob, dfs_max_candidates=args.dfs_max_candidates, dfs_max_rounds=args.dfs_max_rounds,
+            ttt=args.ttt,
         )
+        ttt_settings = TttSettings(mode=args.ttt, rank=args.ttt_rank, steps=args.ttt_steps, min_steps=args.ttt_min_steps,
+                                   learning_rate=args.ttt_learning_rate, examples_per_step=args.ttt_examples_per_step,
+                                   share=args.ttt_share, seed=args.seed)
         one_engine_only = settings.mode == "beam" or uses_judge(settings.selector)
         if args.workers > 1 and one_engine_only:
             raise ValueError("beam mode and judge selectors run on one engine: use --workers 1")
@@ -203,20 +225,25 @@ def cmd_run(args) -> int:
         sys.exit(f"error: {exc}")
     if not (Path(args.model) / "config.json").is_file():
         sys.exit(f"error: model folder {args.model}: no config.json")
+    gpus = gpu_count()
+    submission_path = args.out / "submission.json"
+    if not submission_path.exists():
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(submission_path, fallback_submission(challenges))  # in case the engine never starts
+    adapters, ttt_info, lora_rank = {}, None, 0
+    if ttt_settings.mode != "off":
+        adapters, ttt_info, lora_rank = test_time_fine_tuning(args, challenges, settings, ttt_settings, started, gpus)
     engine_settings = EngineSettings(
         model=args.model, dtype=args.dtype, max_model_len=args.max_model_len,
         gpu_memory_utilization=args.gpu_memory_utilization, cpu_kv_cache_gib=args.cpu_kv_cache_gib,
         enforce_eager=args.enforce_eager, seed=args.seed, attention_backend=args.attention_backend,
         max_logprobs=max(20, settings.dfs.top_k if settings.mode == "dfs" else 0),
+        max_lora_rank=lora_rank, lora_adapters=len(set(adapters.values())),
     )
-    gpus = gpu_count()
     workers = args.workers or max(gpus, 1)
     if workers > 1 and one_engine_only:
         log(f"run: {gpus} GPUs, but beam mode and judge selectors run on one engine: using one")
         workers = 1
-    submission_path = args.out / "submission.json"
-    if not submission_path.exists():
-        write_json_atomic(submission_path, fallback_submission(challenges))  # in case the engine never starts
     tokenizer = load_tokenizer(args.model, log=log)
     try:
         if workers == 1:
@@ -236,11 +263,42 @@ def cmd_run(args) -> int:
               "model": str(args.model), "out": str(args.out)}
     try:
         record = run(challenges, engine, tokenizer, args.out, settings, inputs, args.solutions, log=log,
-                     fresh=args.fresh, started=started)
+                     fresh=args.fresh, started=started, adapters=adapters, ttt=ttt_info)
     finally:
         engine.close()
     log(f"wrote {submission_path} after {record['seconds']:.0f}s: {record['status']}")
     return 0 if record["status"] in ("done", "time budget reached") else 3
+
+
+def test_time_fine_tuning(args, challenges, settings, ttt_settings, started: float, gpus: int):
+    """Adapters for the run's tasks, trained (in a child process) before the engine starts, within
+    ``--ttt-share`` of the time budget; returns (task id -> adapter folder, run.json's record, LoRA rank)."""
+    import shutil
+
+    from .engine import model_context_limit
+    from .predictions import read_predictions
+    from .ttt import adapter_for_task, train_in_child, ttt_record
+
+    folder = args.out / "adapters"
+    predictions_path = args.out / "predictions.jsonl"
+    if args.fresh:
+        shutil.rmtree(folder, ignore_errors=True)
+    # A resumed run does not train tasks that already have predictions: their views so far came from
+    # whatever model they had then (the base model, if training had not reached them).
+    predicted = frozenset() if args.fresh or not predictions_path.exists() else frozenset(
+        p.task_id for p in read_predictions(predictions_path))
+    budget = settings.time_budget
+    deadline = started + ttt_settings.share * (budget - settings.reserve_seconds) if budget else None
+    max_len = min(args.max_model_len, model_context_limit(args.model) or args.max_model_len)
+    t0 = time.monotonic()
+    trained = train_in_child(args.model, list(challenges.tasks.values()), ttt_settings, folder, args.encoder,
+                             args.template, max_len, deadline, log=log, gpus=gpus, skip=predicted)
+    adapters = {tid: path for tid in challenges.tasks if (path := adapter_for_task(trained, tid))}
+    log(f"ttt: {len(adapters)} of {len(challenges.tasks)} tasks have an adapter"
+        + (f" (shared: {folder})" if ttt_settings.mode == "shared" else "")
+        + f", after {time.monotonic() - t0:.0f}s of training; the others use the base model")
+    rank = max((a.rank for a in trained.values()), default=0)
+    return adapters, ttt_record(ttt_settings, trained, len(challenges.tasks), time.monotonic() - t0), rank
 
 
 def add_judge_arguments(p: argparse.ArgumentParser) -> None:

@@ -34,6 +34,7 @@ class GenerationRequest:
     # > 0: each completion also carries, per generated position, the log-probs of that many most
     # probable tokens (what depth-first enumeration branches on)
     top_logprobs: int = 0
+    lora: str = ""  # a LoRA adapter's folder (test-time fine-tuning, ttt.py); "" = the base model
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ScoreRequest:
 
     prompt_token_ids: tuple[int, ...]
     continuation_token_ids: tuple[int, ...]
+    lora: str = ""  # as GenerationRequest.lora
 
 
 class Engine(Protocol):
@@ -129,6 +131,10 @@ class EngineSettings:
     kv_cache_bytes: int | None = None  # overrides cpu_kv_cache_gib; on GPU, overrides the utilization share
     max_logprobs: int = 20  # the most top_logprobs a request may ask for (vLLM's default is 20)
     enable_prefix_caching: bool | None = None  # None: vLLM's default (on); off only to measure what it saves
+    # > 0: serve LoRA adapters up to this rank (requests name theirs); vLLM takes 1, 8, 16, 32, 64, ...
+    max_lora_rank: int = 0
+    max_loras: int = 8  # distinct adapters in one scheduled batch (more wait for a slot; all stay loaded)
+    lora_adapters: int = 0  # adapters the run will name: kept in CPU memory, so none is ever reloaded
 
 
 def _aborted(output) -> bool:
@@ -209,6 +215,21 @@ def end_token_ids(model_dir: str, tokenizer_eos: int | None) -> frozenset[int]:
     return frozenset(int(i) for i in ids)
 
 
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def lora_engine_kwargs(settings: EngineSettings) -> dict:
+    """vLLM's LoRA arguments for the settings: the smallest rank vLLM accepts that holds ``max_lora_rank``."""
+    if settings.max_lora_rank <= 0:
+        return {}
+    rank = next((r for r in VLLM_LORA_RANKS if r >= settings.max_lora_rank), None)
+    if rank is None:
+        raise ValueError(f"LoRA rank {settings.max_lora_rank} is above vLLM's largest, {VLLM_LORA_RANKS[-1]}")
+    max_loras = max(1, settings.max_loras)
+    return {"enable_lora": True, "max_lora_rank": rank, "max_loras": max_loras,
+            "max_cpu_loras": max(max_loras, settings.lora_adapters)}
+
+
 def model_context_limit(model_dir: str) -> int | None:
     try:
         config = json.loads((Path(model_dir) / "config.json").read_text())
@@ -235,6 +256,8 @@ class VllmEngine:
             extra["max_num_seqs"] = settings.max_num_seqs
         if settings.enable_prefix_caching is not None:
             extra["enable_prefix_caching"] = settings.enable_prefix_caching
+        extra.update(lora_engine_kwargs(settings))
+        self._lora_ids: dict[str, int] = {}  # adapter folder -> vLLM's integer id, stable for the engine's life
         if self.device.kind == "cpu":
             # vLLM 0.32's CPU build crashes ("CPU Generator does not use offset") when a seeded
             # request is prefilled in chunks; whole-prompt prefills avoid it.
@@ -264,17 +287,32 @@ class VllmEngine:
         log(f"engine: vLLM {self.vllm_version} on {self.device.kind} ({self.dtype}), "
             f"context {self.max_model_len}, started in {self.start_seconds:.1f}s")
 
+    def _lora_requests(self, requests) -> list | None:
+        """One LoRARequest (or None for the base model) per request; None when no request names an adapter."""
+        if not any(r.lora for r in requests):
+            return None
+        if not self.settings.max_lora_rank:
+            raise ValueError("a request names a LoRA adapter but the engine was started without LoRA "
+                             "(EngineSettings.max_lora_rank)")
+        from vllm.lora.request import LoRARequest
+
+        made = {}
+        for path in dict.fromkeys(r.lora for r in requests if r.lora):
+            number = self._lora_ids.setdefault(path, len(self._lora_ids) + 1)
+            made[path] = LoRARequest(f"adapter-{number}", number, path)
+        return [made.get(r.lora) for r in requests]
+
     def generate(
         self, requests: list[GenerationRequest], deadline: float | None = None
     ) -> list[list[Completion] | None]:
-        """All requests in one batch. At ``deadline`` (time.monotonic()) the requests still in
+        """All requests in one batch (each with its own LoRA adapter where it names one). At ``deadline`` (time.monotonic()) the requests still in
         flight are aborted and come back as None; finished ones are kept."""
         if not requests:
             return []
         params = [_sampling_params(r) for r in requests]
         prompts = [{"prompt_token_ids": list(r.prompt_token_ids)} for r in requests]
         # enqueue + our own step loop (what LLM.generate does inside) so we can abort at a deadline
-        internal_ids = self.llm.enqueue(prompts, params, use_tqdm=False)
+        internal_ids = self.llm.enqueue(prompts, params, lora_request=self._lora_requests(requests), use_tqdm=False)
         # enqueue returns vLLM's internal ids ("<counter>-<random>"); finished outputs carry the
         # counter part. Accept either, since that split is an internal detail of vLLM 0.32.
         position = {}
@@ -306,7 +344,8 @@ class VllmEngine:
         if not requests:
             return []
         outputs = self.llm.generate([{"prompt_token_ids": list(r.prompt_token_ids)} for r in requests],
-                                    [_sampling_params(r) for r in requests], use_tqdm=False)
+                                    [_sampling_params(r) for r in requests], use_tqdm=False,
+                                    lora_request=self._lora_requests(requests))
         return [[Completion(c.text, len(c.token_ids), c.cumulative_logprob, c.finish_reason) for c in out.outputs]
                 for out in outputs]
 
@@ -324,7 +363,7 @@ class VllmEngine:
         # detokenize off: no text is needed, and vLLM would otherwise decode every prompt position
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False, **_flat_logprobs())
         prompts = [{"prompt_token_ids": list(r.prompt_token_ids + r.continuation_token_ids)} for r in requests]
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False, lora_request=self._lora_requests(requests))
         scores = []
         for r, out in zip(requests, outputs):
             ids = r.prompt_token_ids + r.continuation_token_ids
@@ -352,7 +391,8 @@ class VllmEngine:
         for max_tokens, members in groups.items():
             params = BeamSearchParams(beam_width=beam_width, max_tokens=max_tokens, length_penalty=0.0)
             outputs = self.llm.beam_search([{"prompt_token_ids": list(requests[i].prompt_token_ids)}
-                                            for i in members], params)
+                                            for i in members], params,
+                                           lora_request=self._lora_requests([requests[i] for i in members]))
             for i, out in zip(members, outputs):
                 prompt_len = len(requests[i].prompt_token_ids)
                 for beam in out.sequences:
@@ -382,6 +422,7 @@ class VllmEngine:
             "dtype": self.dtype,
             "max_model_len": self.max_model_len,
             "start_seconds": round(self.start_seconds, 2),
+            **({"lora": lora_engine_kwargs(self.settings)} if self.settings.max_lora_rank else {}),
         }
 
 

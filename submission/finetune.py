@@ -198,6 +198,44 @@ class TrainSettings:
             self.learning_rate - self.min_learning_rate)
 
 
+def make_optimizer(model, settings: TrainSettings, device):
+    """torch's AdamW over the trainable parameters (weight decay on matrices only)."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=settings.learning_rate, betas=(0.9, 0.95), fused=torch.device(device).type == "cuda",
+    )
+
+
+def optimizer_step(model, optimizer, micro_batches: list[dict], lr: float, settings: TrainSettings, device) -> float:
+    """One optimizer step over a step's padded micro-batches (gradients summed, each micro-batch
+    weighed by its share of the counted tokens); returns the step's loss per counted token."""
+    import torch
+
+    device = torch.device(device)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    counted = sum(int((mb["labels"][:, 1:] != IGNORE).sum()) for mb in micro_batches)
+    step_loss = 0.0
+    for mb in micro_batches:
+        b = {k: torch.as_tensor(mb[k]).to(device, non_blocking=True) for k in ("input_ids", "attention_mask", "labels")}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.bf16):
+            loss = model(**b).loss
+        # the model's loss is a mean over this micro-batch's counted tokens: weigh it by their share
+        share = int((mb["labels"][:, 1:] != IGNORE).sum()) / max(counted, 1)
+        (loss * share).backward()
+        step_loss += loss.item() * share
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return step_loss
+
+
 CHECKPOINT = "checkpoint.pt"
 LOG = "train_log.jsonl"
 
@@ -264,13 +302,7 @@ def train(
     device = torch.device(device)
     model.to(device).train()
     torch.manual_seed(settings.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=settings.learning_rate, betas=(0.9, 0.95), fused=device.type == "cuda",
-    )
+    optimizer = make_optimizer(model, settings, device)
     step, tokens_seen, seconds_before = 0, 0, 0.0
     ckpt_path = out / CHECKPOINT
     if ckpt_path.exists():
@@ -299,22 +331,7 @@ def train(
         while step < settings.steps:
             micro_batches = next(stream)  # one step: micro-batches of similar lengths, gradients summed
             lr = settings.learning_rate_at(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            counted = sum(int((mb["labels"][:, 1:] != IGNORE).sum()) for mb in micro_batches)
-            step_loss = 0.0
-            for mb in micro_batches:
-                b = {k: torch.as_tensor(mb[k]).to(device, non_blocking=True)
-                     for k in ("input_ids", "attention_mask", "labels")}
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.bf16):
-                    loss = model(**b).loss
-                # the model's loss is a mean over this micro-batch's counted tokens: weigh it by their share
-                share = int((mb["labels"][:, 1:] != IGNORE).sum()) / max(counted, 1)
-                (loss * share).backward()
-                step_loss += loss.item() * share
-            torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            step_loss = optimizer_step(model, optimizer, micro_batches, lr, settings, device)
             step += 1
             n_tokens = sum(int(mb["attention_mask"].sum()) for mb in micro_batches)
             tokens_seen += n_tokens

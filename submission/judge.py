@@ -122,7 +122,8 @@ def candidate_text(encoder, grid_in_view: np.ndarray) -> str:
     return encoder.encode(grid_in_view)[len(encoder.answer_start):]
 
 
-def score_request(tokenizer, task: Task, key: ScoreKey, settings: JudgeSettings, max_model_len: int) -> ScoreRequest:
+def score_request(tokenizer, task: Task, key: ScoreKey, settings: JudgeSettings, max_model_len: int,
+                  lora: str = "") -> ScoreRequest:
     """The prompt of the view and the candidate in that view, tokenized; Unanswerable if too long."""
     encoder, template = get_encoder(settings.encoder), get_template(settings.template)
     view = Augmentation.parse(key.view)
@@ -137,7 +138,7 @@ def score_request(tokenizer, task: Task, key: ScoreKey, settings: JudgeSettings,
     answer_tokens = max(budget, len(continuation) + 1)
     prompt = build_prompt(tokenizer, template, encoder, view.apply_task(task), key.test_index, max_model_len,
                           answer_tokens)
-    return ScoreRequest(prompt.token_ids, tuple(continuation))
+    return ScoreRequest(prompt.token_ids, tuple(continuation), lora)
 
 
 def _record_key(record: dict) -> ScoreKey:
@@ -193,6 +194,7 @@ def run_judge(
     deadline: float | None = None,
     seconds_per_score: float | None = None,
     first_chunk: int = 256,
+    adapters: dict[str, str] | None = None,
 ) -> JudgeResult:
     """Scores of the top-K candidates under M views: from the cache, the rest from ``engine``
     (batched, up to ``chunk`` requests per call, whole test inputs per call, each call's scores
@@ -200,7 +202,9 @@ def run_judge(
 
     With a ``deadline`` (time.monotonic()), a call holds only the test inputs that the speed
     measured so far (before the first call: ``seconds_per_score``, else a first call of at most
-    ``first_chunk``) says will be scored in time; the test inputs left out are chosen by votes."""
+    ``first_chunk``) says will be scored in time; the test inputs left out are chosen by votes.
+    ``adapters`` (task id -> LoRA folder, test-time fine-tuning) scores each task's candidates with
+    its own adapter, as its predictions were made."""
     keys = needed_keys(challenges, predictions, settings)
     cache = read_cache(cache_path, settings, model, log)
     result = JudgeResult({}, needed=len(keys))
@@ -216,7 +220,7 @@ def run_judge(
     for key in todo:
         try:
             ready.append((key, score_request(tokenizer, challenges.tasks[key.task_id], key, settings,
-                                             engine.max_model_len)))
+                                             engine.max_model_len, (adapters or {}).get(key.task_id, ""))))
         except Unanswerable as exc:
             unscorable.append(_cache_record(key, None, 0, settings, model, f"unscorable: {exc}"))
             cache[key] = None
@@ -272,12 +276,13 @@ def _by_test_input(ready: list[tuple[ScoreKey, ScoreRequest]]) -> list[list[tupl
 def judge_for_run(
     challenges: Challenges, predictions: list[Prediction], settings: JudgeSettings, cache_path: Path, engine,
     tokenizer, model: str | None, log=print, deadline: float | None = None, seconds_per_score: float | None = None,
+    adapters: dict[str, str] | None = None,
 ) -> tuple[dict | None, dict]:
     """run_judge for the end of a run: a failure costs the judge, not the submission (the judge
     methods then rank in vote order). Returns the scores and what run.json records."""
     try:
         result = run_judge(challenges, predictions, settings, cache_path, engine, tokenizer, model, log,
-                           deadline=deadline, seconds_per_score=seconds_per_score)
+                           deadline=deadline, seconds_per_score=seconds_per_score, adapters=adapters)
     except Exception as exc:
         why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
         log(f"judge: failed ({why}); the attempts are chosen in vote order")

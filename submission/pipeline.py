@@ -57,7 +57,7 @@ BEAM_CHUNK_PROMPTS = 64
 
 # Settings that decide what a recorded prediction is: a resumed run must share them.
 RESUME_KEYS = ("seed", "encoder", "template", "permute_background", "shuffle_order", "temperature", "mode",
-               "beam_width", "min_prob", "dfs_max_candidates", "dfs_max_rounds")
+               "beam_width", "min_prob", "dfs_max_candidates", "dfs_max_rounds", "ttt")
 MODES = ("greedy", "sample", "beam", "dfs")
 
 
@@ -88,6 +88,7 @@ class RunSettings:
     dfs_max_rounds: int = 4
     judge_views: int = 8  # judge selectors: M views each candidate is scored under (judge.py)
     judge_top_k: int = 4  # judge selectors: K candidates judged per test input
+    ttt: str = "off"  # test-time fine-tuning (ttt.py): off | task | shared; its adapters come to run()
 
     def __post_init__(self):
         if self.augmentations < 1 or self.samples < 1 or self.views_per_round < 1 or self.chunk_prompts < 1:
@@ -110,6 +111,8 @@ class RunSettings:
             if self.samples != 1 or self.temperature != 0:
                 raise ValueError("dfs mode enumerates from greedy passes: leave --samples at 1 and --temperature at 0")
             _ = self.dfs  # validates min_prob and the caps
+        if self.ttt not in ("off", "task", "shared"):
+            raise ValueError(f"unknown test-time fine-tuning mode {self.ttt!r}; choose from off, task, shared")
         if self.judge_views < 1 or self.judge_top_k < 1:
             raise ValueError("judge views and top-k must be at least 1")
 
@@ -162,9 +165,10 @@ def plan_work(tasks: dict[str, Task], settings: RunSettings) -> list[WorkItem]:
 
 def prepare_requests(
     tasks: dict[str, Task], items: list[WorkItem], tokenizer, max_model_len: int, settings: RunSettings,
-    log=print, budgets: dict[str, int] | None = None,
+    log=print, budgets: dict[str, int] | None = None, adapters: dict[str, str] | None = None,
 ) -> tuple[list[tuple[WorkItem, GenerationRequest]], list[Prediction]]:
-    """Prompts for the items that fit the context, and recorded misses for those that do not."""
+    """Prompts for the items that fit the context, and recorded misses for those that do not; a
+    task with an adapter in ``adapters`` (task id -> LoRA folder, ttt.py) is asked through it."""
     encoder, template = get_encoder(settings.encoder), get_template(settings.template)
     stop = tuple(stop_strings(encoder))
     budgets = {} if budgets is None else budgets  # answer tokens per task, kept across rounds
@@ -194,6 +198,7 @@ def prepare_requests(
         ready.append((item, GenerationRequest(
             prompt.token_ids, answer_tokens, settings.samples, settings.temperature,
             _request_seed(settings.seed, item), stop, item.task_id,
+            lora=(adapters or {}).get(item.task_id, ""),
         )))
     return ready, misses
 
@@ -323,9 +328,13 @@ def run(
     log=print,
     fresh: bool = False,
     started: float | None = None,
+    adapters: dict[str, str] | None = None,
+    ttt: dict | None = None,
 ) -> dict:
     """The whole job; returns what run.json holds. ``started`` (time.monotonic()) is when the
-    time budget began, by default now; the caller passes its own start to count engine start-up."""
+    time budget began, by default now; the caller passes its own start to count engine start-up
+    (and test-time fine-tuning). ``adapters`` (task id -> LoRA folder) asks each such task's
+    prompts and judge scores through its adapter; ``ttt`` is what run.json records of their training."""
     started = time.monotonic() if started is None else started
     deadline = Deadline.after(settings.time_budget, settings.reserve_seconds, started) if settings.time_budget else None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -347,13 +356,14 @@ def run(
         "tasks": len(challenges.tasks),
         "bad_tasks": [str(p) for p in challenges.problems],
         "resumed_predictions": len(predictions),
+        "ttt": ttt,
     }
     write_json_atomic(out_dir / "run.json", record)
     if predictions:
         log(f"resume: {len(predictions)} predictions already in {predictions_path}; their work is skipped")
 
     job = _Job(challenges, engine, tokenizer, settings, out_dir, deadline, log, predictions,
-               plan_views(challenges.tasks, settings))
+               plan_views(challenges.tasks, settings), adapters=adapters or {})
     if settings.mode == "dfs":
         job.ending = model_ending(tokenizer, inputs.get("model"), tuple(stop_strings(get_encoder(settings.encoder))))
     if uses_judge(settings.selector):
@@ -397,9 +407,10 @@ def run(
         with clock.stage("judge"):  # judge_for_run turns a failure into votes alone
             judge_scores, judge_record = judge_for_run(
                 challenges, predictions, JudgeSettings.from_run(asdict(settings)), out_dir / JUDGE_CACHE,
-                engine, tokenizer, inputs.get("model"), log,
+                engine, tokenizer, _judge_model(inputs.get("model"), adapters), log,
                 deadline=deadline.at - min(FINAL_WRITES_SECONDS, settings.reserve_seconds / 2) if deadline else None,
-                seconds_per_score=JUDGE_SCORE_PER_PROMPT * job.speed.per_prompt() if job.speed.prompts else None)
+                seconds_per_score=JUDGE_SCORE_PER_PROMPT * job.speed.per_prompt() if job.speed.prompts else None,
+                adapters=adapters)
     with clock.stage("select_and_evaluate"):
         metrics = finish(challenges, predictions, out_dir, settings.selector, solutions_path, log, judge_scores)
     parsed = sum(p.grid is not None for p in predictions)
@@ -420,6 +431,11 @@ def run(
     })
     write_json_atomic(out_dir / "run.json", record)
     return record
+
+
+def _judge_model(model: str | None, adapters: dict[str, str] | None) -> str | None:
+    """The model name judge scores are cached under: scores through test-time adapters are not the base model's."""
+    return f"{model} + test-time adapters" if model and adapters else model
 
 
 @dataclass
@@ -463,6 +479,7 @@ class _Job:
     lost: dict = field(default_factory=lambda: {"lost": 0, "retried": 0})  # prompts the engine lost, for run.json
     ending: Ending | None = None  # dfs mode: where a token path ends, and its text
     dfs_stats: DfsStats = field(default_factory=DfsStats)
+    adapters: dict[str, str] = field(default_factory=dict)  # task id -> LoRA folder (test-time fine-tuning)
 
     def __post_init__(self):
         self.done = {p.key for p in self.predictions}
@@ -515,7 +532,7 @@ class _Job:
         settings = self.settings
         with self.clock.stage("prompts"):
             ready, misses = prepare_requests(self.challenges.tasks, items, self.tokenizer, self.engine.max_model_len,
-                                             settings, self.log, self.budgets)
+                                             settings, self.log, self.budgets, self.adapters)
         new = self._record(misses)
         size = min(settings.chunk_prompts, BEAM_CHUNK_PROMPTS) if settings.mode == "beam" else settings.chunk_prompts
         for start in range(0, len(ready), size):

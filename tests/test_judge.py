@@ -304,3 +304,16 @@ def test_generation_leaves_the_judge_its_time_within_the_budget(sample_challenge
     assert record["judge"]["computed"] == engine.scored == 80 and record["judge"]["skipped_for_time"] == 0
     assert 80 < record["prompts_sent"] < 240 and record["score"] == 1.0
     assert any("kept for the judge's 80 scores" in line for line in lines)
+
+
+def test_each_tasks_candidates_are_scored_through_its_own_adapter(sample_challenges, sample_solutions, tokenizer,
+                                                                   tmp_path):
+    preds = candidate_predictions(sample_challenges, sample_solutions)
+    spy = SpyScorer()
+    adapters = {"00576224": "/adapters/00576224"}  # 6ea4a07e has none: the base model scores it
+    run_judge(sample_challenges, preds, JudgeSettings(views=2, top_k=1), tmp_path / CACHE_NAME, spy, tokenizer,
+              model="m", log=lambda _: None, adapters=adapters)
+    requests = spy.calls[0][0]
+    keys = needed_keys(sample_challenges, preds, JudgeSettings(views=2, top_k=1))
+    assert [r.lora for r in requests] == [adapters.get(k.task_id, "") for k in keys]
+    assert {r.lora for r in requests} == {"/adapters/00576224", ""}
