@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import io
 import json
@@ -33,7 +34,8 @@ import zipfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from submission.kaggle_entry import LOCK_NAME  # the lock's name inside wheels/, where the kernel looks (stdlib only)
+# the lock's name inside wheels/, where the kernel looks, and how it reads a lock (stdlib only)
+from submission.kaggle_entry import LOCK_NAME, lock_targets
 
 ROOT = Path(__file__).resolve().parent
 PACKAGE = ROOT / "submission"
@@ -41,6 +43,8 @@ TEMPLATE = ROOT / "kernel-metadata.json"
 
 # Kaggle's image (Kaggle/docker-python, 2026): a Colab base on Ubuntu 22.04 (glibc 2.35), Python 3.12.
 DEFAULT_PYTHON_VERSION = "3.12"
+# and the next image's: Colab's base moved to 3.13 in August 2026, so a later Kaggle image may bring it
+DEFAULT_PYTHON_VERSIONS = (DEFAULT_PYTHON_VERSION, "3.13")
 DEFAULT_PLATFORM = "manylinux_2_35_x86_64"
 # The last vLLM on torch 2.10, whose PyPI build is CUDA 12.8 (runs on Kaggle's CUDA 12 driver) and
 # still ships Turing kernels (T4, compute 7.5); vLLM 0.20+ needs torch 2.11, whose PyPI build is CUDA 13.
@@ -48,7 +52,9 @@ DEFAULT_VLLM_VERSION = "0.19.1"
 # Its dependencies are resolved as they stood when it was released (PyPI upload 2026-04-18), the set its
 # CI ran with; a newer transformers or numba may no longer fit a vLLM of April 2026.
 DEFAULT_UPLOADED_PRIOR_TO = "2026-04-19T00:00:00Z"
-PACKAGE_REQUIREMENTS = ("numpy", "orjson")  # what submission/ imports besides vllm
+# what submission/ imports besides vllm: peft for test-time fine-tuning (run --ttt; transformers and
+# torch come with vllm)
+PACKAGE_REQUIREMENTS = ("numpy", "orjson", "peft")
 DEFAULT_WHEELS_DIR = ROOT / "wheels"
 DEFAULT_LOCK = ROOT / "wheels.lock.json"
 DEFAULT_KERNEL_DIR = ROOT / "build" / "kernel"
@@ -106,6 +112,7 @@ def native_platform() -> str:
     return f"manylinux_{major}_{minor}_{platform.machine()}"
 
 
+@functools.cache
 def interpreter_version(python: str) -> str:
     out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2], sep='.')"],
                          capture_output=True, text=True)
@@ -213,39 +220,70 @@ def download(pip_python: str, wheels: list[dict], wheels_dir: Path, python_versi
                  + ", ".join(w["filename"] for w in still_missing[:5]))
 
 
-def vendor_wheels(args, requirements: list[str], python_version: str, platforms: list[str],
+def lock_parts(lock: dict | None) -> list[dict]:
+    """The per-Python parts of a lock (kaggle_entry reads both layouts); [] for none or another format."""
+    try:
+        return lock_targets(lock) if lock else []
+    except (KeyError, TypeError):
+        return []
+
+
+def pip_python_for(version: str, pythons: list[str]) -> str:
+    """The interpreter of ``pythons`` whose version is ``version``, else the first."""
+    return next((p for p in pythons if interpreter_version(p) == version), pythons[0])
+
+
+def vendor_wheels(args, requirements: list[str], python_versions: list[str], platforms: list[str],
                   uploaded_prior_to: str | None) -> dict:
-    target = {"python_version": python_version, "platforms": platforms, "implementation": "cp",
-              "uploaded_prior_to": uploaded_prior_to}
+    """One lock part per Python in one wheel folder: the files the parts share (pure-Python and abi3
+    wheels) are downloaded and shipped once; the kernel installs the part of its own interpreter."""
     lock = read_lock(args.lock)
-    if lock and not args.relock and lock.get("target") == target and lock.get("requirements") == requirements:
-        log(f"wheels: using the lock {args.lock} ({len(lock['wheels'])} wheels)")
-    else:
-        if lock and not args.relock:
-            log(f"wheels: the lock {args.lock} is for other requirements or another target; resolving again")
-        pip_version = interpreter_version(args.pip_python)
-        if pip_version != python_version:
-            log(f"wheels: warning: pip evaluates dependency markers (python_version < ...) for the interpreter "
-                f"it runs under, Python {pip_version}, not {python_version}: the lock may miss a package the "
-                f"target needs; pass --pip-python with a Python {python_version} for an exact lock")
+    same_requirements = bool(lock) and lock.get("requirements") == requirements
+    before = {} if args.relock or not same_requirements else {
+        json.dumps(part["target"], sort_keys=True): part for part in lock_parts(lock)}
+    parts, resolved = [], 0
+    for version in python_versions:
+        pip_python = pip_python_for(version, args.pip_python)
+        target = {"python_version": version, "platforms": platforms, "implementation": "cp",
+                  "uploaded_prior_to": uploaded_prior_to}
+        part = before.get(json.dumps(target, sort_keys=True))
+        if part is None:
+            if interpreter_version(pip_python) != version:
+                log(f"wheels: note: pip evaluates dependency markers (python_version < ...) for the interpreter it "
+                    f"runs under, Python {interpreter_version(pip_python)}, not {version}: add a Python {version} "
+                    "to --pip-python for an exact lock of that Python")
+            part = {"target": target,
+                    "wheels": resolve(pip_python, requirements, version, platforms, uploaded_prior_to)}
+            resolved += 1
+        parts.append(part)
+    if resolved or not same_requirements or "locks" not in (lock or {}):
+        if lock and not same_requirements and not args.relock:
+            log(f"wheels: the lock {args.lock} is for other requirements; resolved again")
         lock = {
-            "comment": "Written by build_bundle.py: every wheel the Kaggle kernel installs, with the sha256 "
-                       "the index publishes. The wheels themselves stay out of git (wheels/).",
+            "comment": "Written by build_bundle.py: every wheel the Kaggle kernel installs, per Python, with the "
+                       "sha256 the index publishes. The wheels themselves stay out of git (wheels/).",
             "requirements": requirements,
-            "target": target,
-            "wheels": resolve(args.pip_python, requirements, python_version, platforms, uploaded_prior_to),
+            "locks": parts,
         }
         write_json(args.lock, lock)
-        log(f"wheels: wrote the lock {args.lock} ({len(lock['wheels'])} wheels)")
+    files = {w["filename"]: w for part in parts for w in part["wheels"]}
+    shared = sum(all(any(w["filename"] == f for w in part["wheels"]) for part in parts) for f in files)
+    sizes = ", ".join(f"{part['target']['python_version']} ({len(part['wheels'])} wheels)" for part in parts)
+    log(f"wheels: {'wrote' if resolved else 'using'} the lock {args.lock}: Python {sizes}; "
+        f"{len(files)} files, {shared if len(parts) > 1 else 0} of them shared by every Python")
     if args.lock_only:
         return lock
-    missing = missing_wheels(lock, args.wheels_dir)
-    if missing:
-        log(f"wheels: downloading {len(missing)} of {len(lock['wheels'])} into {args.wheels_dir}")
-        download(args.pip_python, missing, args.wheels_dir, python_version, platforms)
-    log(f"wheels: all {len(lock['wheels'])} locked wheels present in {args.wheels_dir}; "
-        f"downloaded {len(missing)}")
-    locked = {w["filename"] for w in lock["wheels"]}
+    downloaded = 0
+    for part in parts:
+        missing = missing_wheels(part, args.wheels_dir)
+        if missing:
+            log(f"wheels: downloading {len(missing)} of Python {part['target']['python_version']}'s "
+                f"{len(part['wheels'])} into {args.wheels_dir}")
+            version = part["target"]["python_version"]
+            download(pip_python_for(version, args.pip_python), missing, args.wheels_dir, version, platforms)
+            downloaded += len(missing)
+    log(f"wheels: all {len(files)} locked wheels present in {args.wheels_dir}; downloaded {downloaded}")
+    locked = set(files)
     extra = sorted(p.name for p in args.wheels_dir.glob("*.whl") if p.name not in locked)
     if extra:
         log(f"wheels: note: {len(extra)} wheel(s) in {args.wheels_dir} are not in the lock (the kernel installs "
@@ -499,22 +537,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="vLLM release to vendor (default: %(default)s: the last on torch 2.10 = CUDA 12.8, "
                         "which runs on Kaggle's CUDA 12 driver and supports the T4)")
     w.add_argument("--packages", nargs="+", metavar="REQ",
-                   help="vendor these requirements instead of vllm==VERSION numpy orjson (e.g. for a test: "
+                   help="vendor these requirements instead of vllm==VERSION numpy orjson peft (e.g. for a test: "
                         "--packages orjson numpy)")
     w.add_argument("--uploaded-prior-to", metavar="DATE",
                    help="resolve with the packages as they stood then (ISO 8601; 'none' for the newest); "
                         f"default: {DEFAULT_UPLOADED_PRIOR_TO} for the default vLLM, none otherwise")
-    w.add_argument("--python-version", default=DEFAULT_PYTHON_VERSION,
-                   help="Python of the target (default: %(default)s, Kaggle's image)")
+    w.add_argument("--python-version", nargs="+", default=list(DEFAULT_PYTHON_VERSIONS), metavar="X.Y",
+                   help="Pythons of the target: one lock part each, in one wheel folder, the kernel installs its "
+                        "own interpreter's (default: %(default)s: Kaggle's image and the next one's)")
     w.add_argument("--platform", action="append", metavar="TAG",
                    help=f"platform tag of the target, repeatable; a manylinux_2_N tag also admits the older "
                         f"glibc tags (default: {DEFAULT_PLATFORM}, Kaggle's Ubuntu 22.04)")
     w.add_argument("--native", action="store_true",
                    help="target the --pip-python interpreter's version and this machine's platform instead "
                         "(to test the vendoring here)")
-    w.add_argument("--pip-python", default=sys.executable,
-                   help="the interpreter whose pip resolves and downloads; its Python version should be the "
-                        "target's, since pip evaluates dependency markers for it (default: this one)")
+    w.add_argument("--pip-python", nargs="+", default=[sys.executable], metavar="PYTHON",
+                   help="interpreters whose pip (25.3 or newer) resolves and downloads: for each target Python the "
+                        "one of that version, else the first; pip evaluates dependency markers for the Python it "
+                        "runs under, so give one per target for an exact lock (default: this one)")
     w.add_argument("--wheels-dir", type=Path, default=DEFAULT_WHEELS_DIR, help="(default: wheels/)")
     w.add_argument("--lock", type=Path, default=DEFAULT_LOCK, help="lock file (default: wheels.lock.json)")
     w.add_argument("--relock", action="store_true", help="resolve again even if the lock matches")
@@ -558,9 +598,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.native:
-        python_version, platforms = interpreter_version(args.pip_python), [native_platform()]
+        python_versions, platforms = [interpreter_version(args.pip_python[0])], [native_platform()]
     else:
-        python_version, platforms = args.python_version, args.platform or [DEFAULT_PLATFORM]
+        python_versions, platforms = list(dict.fromkeys(args.python_version)), args.platform or [DEFAULT_PLATFORM]
     platforms = [t for tag in platforms for t in expand_platform(tag)]
     requirements = args.packages or [f"vllm=={args.vllm_version}", *PACKAGE_REQUIREMENTS]
     uploaded_prior_to = args.uploaded_prior_to
@@ -574,11 +614,12 @@ def main(argv: list[str] | None = None) -> int:
     problems = []
 
     if not args.skip_wheels:
-        lock = vendor_wheels(args, requirements, python_version, platforms, uploaded_prior_to)
+        lock = vendor_wheels(args, requirements, python_versions, platforms, uploaded_prior_to)
         dataset_meta = {"title": args.wheels_title, "id": wheels_dataset, "licenses": [{"name": "other"}],
                         "description": "Wheels for an offline pip install on Kaggle, built by build_bundle.py "
                                        f"(requirements: {', '.join(lock['requirements'])}; Python "
-                                       f"{python_version}). Each wheel keeps its own project's license."}
+                                       f"{' and '.join(python_versions)}). Each wheel keeps its own project's "
+                                       "license."}
         write_json(args.wheels_dir / "dataset-metadata.json", dataset_meta)
         problems += check_dataset_metadata(dataset_meta)
     if args.wheels_only:

@@ -205,13 +205,26 @@ def missing_modules(python: str, modules=REQUIRED_MODULES) -> list[str]:
     return probe.stdout.split()
 
 
-def install_requirements(wheels_dir: Path) -> list[str]:
-    """Exact pins from the lock shipped with the wheels, else every wheel file of the folder."""
+def lock_targets(lock: dict) -> list[dict]:
+    """The lock's per-Python parts, each {"target": ..., "wheels": [...]}: a lock of several Pythons
+    lists them under "locks"; an older lock of one Python has its target and wheels at the top."""
+    return list(lock["locks"]) if "locks" in lock else [{"target": lock["target"], "wheels": lock["wheels"]}]
+
+
+def lock_for_python(lock: dict, version: str) -> dict | None:
+    return next((part for part in lock_targets(lock) if part["target"]["python_version"] == version), None)
+
+
+def install_requirements(wheels_dir: Path, python_version: str) -> list[str]:
+    """Exact pins from the lock shipped with the wheels (its part for this Python), else every wheel
+    file of the folder."""
     lock_path = wheels_dir / LOCK_NAME
     if lock_path.is_file():
         try:
-            lock = read_json(lock_path)
-            return [f"{w['name']}=={w['version']}" for w in lock["wheels"]]
+            part = lock_for_python(read_json(lock_path), python_version)
+            if part is not None:
+                return [f"{w['name']}=={w['version']}" for w in part["wheels"]]
+            log(f"install: {lock_path} has no part for Python {python_version}; installing every wheel of the folder")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log(f"install: {lock_path} is unreadable ({exc}); installing every wheel of the folder")
     return [str(p) for p in sorted(wheels_dir.glob("*.whl"))]
@@ -226,18 +239,18 @@ def interpreter_version(python: str) -> str:
 
 
 def wrong_python(wheels_dir: Path, python: str) -> str | None:
-    """Why the wheels cannot install into ``python``, said before pip tries: the lock's target Python
-    is not the interpreter's (compiled wheels are built for one Python). None when they fit."""
+    """Why the wheels cannot install into ``python``, said before pip tries: the lock has no part for
+    the interpreter's Python (compiled wheels are built for one Python). None when one fits."""
     try:
-        target = read_json(wheels_dir / LOCK_NAME)["target"]["python_version"]
+        targets = [part["target"]["python_version"] for part in lock_targets(read_json(wheels_dir / LOCK_NAME))]
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no lock to tell: pip will say
     found = interpreter_version(python)
-    if found == target:
+    if found in targets:
         return None
-    return (f"the wheels in {wheels_dir} are for Python {target}, this image runs Python {found}: rebuild them with "
-            f"`python build_bundle.py --python-version {found} --pip-python <a python{found}>` and upload them as "
-            "a new version of the wheels dataset")
+    return (f"the wheels in {wheels_dir} are for Python {' and '.join(targets)}, this image runs Python {found}: "
+            f"rebuild them with `python build_bundle.py --python-version {' '.join(targets + [found])}` and upload "
+            "them as a new version of the wheels dataset")
 
 
 def install_wheels(wheels_dir: Path, python: str = sys.executable) -> bool:
@@ -245,7 +258,7 @@ def install_wheels(wheels_dir: Path, python: str = sys.executable) -> bool:
     if mismatch:
         log(f"install: {mismatch}")
         return False
-    requirements = install_requirements(wheels_dir)
+    requirements = install_requirements(wheels_dir, interpreter_version(python))
     if not requirements:
         log(f"install: no wheels in {wheels_dir}")
         return False

@@ -141,11 +141,38 @@ def test_the_dataset_metadata_checks():
 
 def test_the_committed_lock_matches_the_build_defaults():
     lock = json.loads((ROOT / "wheels.lock.json").read_text())
-    assert lock["requirements"] == [f"vllm=={build_bundle.DEFAULT_VLLM_VERSION}", "numpy", "orjson"]
-    assert lock["target"]["python_version"] == build_bundle.DEFAULT_PYTHON_VERSION
-    names = {w["name"] for w in lock["wheels"]}
-    assert {"vllm", "torch", "numpy", "orjson", "transformers"} <= names
-    assert all(len(w["sha256"]) == 64 and w["filename"].endswith(".whl") for w in lock["wheels"])
+    assert lock["requirements"] == [f"vllm=={build_bundle.DEFAULT_VLLM_VERSION}", "numpy", "orjson", "peft"]
+    parts = kaggle_entry.lock_targets(lock)
+    assert [part["target"]["python_version"] for part in parts] == list(build_bundle.DEFAULT_PYTHON_VERSIONS)
+    for part in parts:
+        names = {w["name"] for w in part["wheels"]}
+        assert {"vllm", "torch", "numpy", "orjson", "transformers", "peft", "accelerate"} <= names
+        assert all(len(w["sha256"]) == 64 and w["filename"].endswith(".whl") for w in part["wheels"])
+    files = [{w["filename"] for w in part["wheels"]} for part in parts]
+    shared = files[0] & files[1]
+    # vLLM (abi3) and the pure-Python wheels are one file for both Pythons; numpy and orjson are built per Python
+    assert any(f.startswith("vllm-") for f in shared) and any(f.startswith("peft-") for f in shared)
+    assert not any(f.startswith("numpy-") for f in shared)
+
+
+def test_the_kernel_installs_the_lock_part_of_its_own_python(tmp_path, monkeypatch):
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    wheel = lambda name, version: {"name": name, "version": version, "filename": f"{name}-{version}.whl"}  # noqa: E731
+    lock = {"requirements": ["numpy"], "locks": [
+        {"target": {"python_version": "3.1"}, "wheels": [wheel("numpy", "1.0")]},
+        {"target": {"python_version": here}, "wheels": [wheel("numpy", "2.0"), wheel("orjson", "3.0")]}]}
+    (tmp_path / "wheels.lock.json").write_text(json.dumps(lock))
+    assert kaggle_entry.install_requirements(tmp_path, here) == ["numpy==2.0", "orjson==3.0"]
+    assert kaggle_entry.install_requirements(tmp_path, "3.1") == ["numpy==1.0"]
+    assert kaggle_entry.wrong_python(tmp_path, sys.executable) is None
+    commands = []
+
+    class Done:
+        returncode, stdout, stderr = 0, "", ""
+
+    monkeypatch.setattr(kaggle_entry.subprocess, "run", lambda command, **k: commands.append(command) or Done())
+    kaggle_entry.install_wheels(tmp_path)
+    assert commands[0][-2:] == ["numpy==2.0", "orjson==3.0"]
 
 
 def test_a_manylinux_tag_admits_the_older_glibc_ones():
@@ -361,11 +388,14 @@ def fresh_venv(path: Path) -> str:
 @pytest.mark.network
 def test_vendoring_writes_a_lock_of_the_wheels_and_a_second_run_downloads_nothing(vendored, tmp_path):
     wheels, lock_path, first_output = vendored
-    assert "downloading 2 of 2" in first_output
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f"downloading 2 of Python {here}'s 2" in first_output
     lock = json.loads(lock_path.read_text())
     assert lock["requirements"] == ["orjson", "numpy"]
-    assert sorted(w["name"] for w in lock["wheels"]) == ["numpy", "orjson"]
-    for w in lock["wheels"]:
+    [part] = lock["locks"]
+    assert part["target"]["python_version"] == here
+    assert sorted(w["name"] for w in part["wheels"]) == ["numpy", "orjson"]
+    for w in part["wheels"]:
         assert build_bundle.sha256_of(wheels / w["filename"]) == w["sha256"]
     assert json.loads((wheels / "wheels.lock.json").read_text()) == lock  # shipped with the wheels
     assert build_bundle.check_dataset_metadata(json.loads((wheels / "dataset-metadata.json").read_text())) == []
@@ -451,13 +481,17 @@ def test_a_p100_is_named_as_the_cause_before_the_run_starts(tmp_path, monkeypatc
         json.loads(challenges.read_text()))
 
 
-def test_wheels_for_another_python_are_refused_before_pip_with_the_fixing_command(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("layout", ["one Python (older lock)", "a part per Python"])
+def test_wheels_for_another_python_are_refused_before_pip_with_the_fixing_command(layout, tmp_path, monkeypatch,
+                                                                                  capsys):
     input_dir, working, challenges = kaggle_layout(tmp_path)
     wheels = input_dir / "wheels"
     wheels.mkdir()
     (wheels / "vllm-0.19.1-cp38-abi3-manylinux_2_31_x86_64.whl").write_bytes(b"")
     other = "3.9" if sys.version_info[:2] != (3, 9) else "3.8"
-    (wheels / "wheels.lock.json").write_text(json.dumps({"target": {"python_version": other}, "wheels": []}))
+    lock = ({"target": {"python_version": other}, "wheels": []} if layout.startswith("one") else
+            {"locks": [{"target": {"python_version": other}, "wheels": []}]})
+    (wheels / "wheels.lock.json").write_text(json.dumps(lock))
     ran = []
     monkeypatch.setattr(kaggle_entry, "missing_modules", lambda python, modules=(): ["vllm"])
     monkeypatch.setattr(kaggle_entry.subprocess, "run", lambda *a, **k: ran.append(a) or 1 / 0)
@@ -466,7 +500,7 @@ def test_wheels_for_another_python_are_refused_before_pip_with_the_fixing_comman
     out = capsys.readouterr().out
     assert code == 0 and ran == []  # pip never ran
     assert (f"install: the wheels in {wheels} are for Python {other}, this image runs Python {here}: rebuild them "
-            f"with `python build_bundle.py --python-version {here}") in out
+            f"with `python build_bundle.py --python-version {other} {here}`") in out
     assert json.loads((working / "submission.json").read_text()) == kaggle_entry.fallback_submission(
         json.loads(challenges.read_text()))
 
