@@ -256,21 +256,21 @@ def vendor_wheels(args, requirements: list[str], python_versions: list[str], pla
                     "wheels": resolve(pip_python, requirements, version, platforms, uploaded_prior_to)}
             resolved += 1
         parts.append(part)
-    if resolved or not same_requirements or "locks" not in (lock or {}):
-        if lock and not same_requirements and not args.relock:
-            log(f"wheels: the lock {args.lock} is for other requirements; resolved again")
-        lock = {
-            "comment": "Written by build_bundle.py: every wheel the Kaggle kernel installs, per Python, with the "
-                       "sha256 the index publishes. The wheels themselves stay out of git (wheels/).",
-            "requirements": requirements,
-            "locks": parts,
-        }
-        write_json(args.lock, lock)
-    files = {w["filename"]: w for part in parts for w in part["wheels"]}
-    shared = sum(all(any(w["filename"] == f for w in part["wheels"]) for part in parts) for f in files)
+    if lock and not same_requirements and not args.relock:
+        log(f"wheels: the lock {args.lock} is for other requirements; resolved again")
+    # the lock holds exactly the Pythons asked for (write_json leaves an unchanged file alone)
+    lock = {
+        "comment": "Written by build_bundle.py: every wheel the Kaggle kernel installs, per Python, with the "
+                   "sha256 the index publishes. The wheels themselves stay out of git (wheels/).",
+        "requirements": requirements,
+        "locks": parts,
+    }
+    write_json(args.lock, lock)
+    names = [{w["filename"] for w in part["wheels"]} for part in parts]
+    files = set().union(*names)
     sizes = ", ".join(f"{part['target']['python_version']} ({len(part['wheels'])} wheels)" for part in parts)
     log(f"wheels: {'wrote' if resolved else 'using'} the lock {args.lock}: Python {sizes}; "
-        f"{len(files)} files, {shared if len(parts) > 1 else 0} of them shared by every Python")
+        f"{len(files)} files, {len(set.intersection(*names)) if len(parts) > 1 else 0} of them shared by every Python")
     if args.lock_only:
         return lock
     downloaded = 0
@@ -283,8 +283,7 @@ def vendor_wheels(args, requirements: list[str], python_versions: list[str], pla
             download(pip_python_for(version, args.pip_python), missing, args.wheels_dir, version, platforms)
             downloaded += len(missing)
     log(f"wheels: all {len(files)} locked wheels present in {args.wheels_dir}; downloaded {downloaded}")
-    locked = set(files)
-    extra = sorted(p.name for p in args.wheels_dir.glob("*.whl") if p.name not in locked)
+    extra = sorted(p.name for p in args.wheels_dir.glob("*.whl") if p.name not in files)
     if extra:
         log(f"wheels: note: {len(extra)} wheel(s) in {args.wheels_dir} are not in the lock (the kernel installs "
             f"only locked pins; delete them to keep the upload small): {', '.join(extra[:5])}")

@@ -24,11 +24,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from common import machine, write_scorecard  # noqa: E402
+from submission.ttt import TTT_MODES  # noqa: E402
 
 SETS = {
     "in-family": ROOT / "data" / "arc-agi-1-in-family",  # real ARC-AGI-1 tasks inside the families
 }
-MODES = ("off", "task", "shared")
 
 
 def heldout_set(n: int, out: Path) -> Path:
@@ -53,11 +53,12 @@ def run_condition(model: Path, folder: Path, out: Path, mode: str, args) -> dict
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         done = subprocess.run(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")})
+                              env={"VLLM_CPU_KVCACHE_SPACE": "2", **os.environ})
     if done.returncode != 0:
         sys.exit(f"error: {' '.join(command)} failed; see {log_path}")
     record = json.loads((out / "run.json").read_text())
-    metrics = json.loads((out / "metrics.json").read_text())["overall"]
+    scored = json.loads((out / "metrics.json").read_text())
+    metrics = scored["overall"]
     ttt = record.get("ttt") or {}
     return {
         "mode": mode, "score_top2_vote": metrics["score"], "pass_n": metrics["pass_n"],
@@ -65,7 +66,7 @@ def run_condition(model: Path, folder: Path, out: Path, mode: str, args) -> dict
         "adapters": len(ttt.get("adapters", {})), "training_s": round(ttt.get("seconds", 0.0), 1),
         "predicting_s": round(record["stage_seconds"].get("generate", 0.0), 1),
         "wall_s": round(time.monotonic() - started, 1),
-        "solved": sorted(t["task_id"] for t in json.loads((out / "metrics.json").read_text())["tasks"] if t["score"] > 0),
+        "solved": sorted(t["task_id"] for t in scored["tasks"] if t["score"] > 0),
     }
 
 
@@ -76,8 +77,8 @@ def markdown(result: dict) -> str:
         f"Written by `{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} cores), "
         f"commit {result['machine']['commit']}. Model: `{result['model']}`. Each row is one "
         f"`python -m submission run` at {result['views']} views (greedy, vote), no time budget; per-task "
-        f"adapters: rank {result['ttt']['rank']}, {result['ttt']['steps']} steps of {result['ttt']['examples_per_step']} "
-        f"augmented leave-one-out examples, learning rate {result['ttt']['learning_rate']}; the shared adapter: "
+        f"adapters: rank {result['ttt']['rank']}, {result['ttt']['steps']} steps of "
+        f"{result['ttt']['examples_per_step']} augmented leave-one-out examples, learning rate {result['ttt']['learning_rate']}; the shared adapter: "
         f"{result['ttt']['shared_steps']} steps. Training runs before the engine starts; predicting is the "
         "engine's generation time.",
         "",
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=ROOT / "models" / "arc-demo")
     p.add_argument("--sets", default="in-family", help="comma-separated: in-family, heldout-N (N generated tasks)")
-    p.add_argument("--modes", default=",".join(MODES), help="comma-separated of off, task, shared")
+    p.add_argument("--modes", default=",".join(TTT_MODES), help="comma-separated of off, task, shared")
     p.add_argument("--views", type=int, default=8)
     p.add_argument("--ttt-steps", type=int, default=16)
     p.add_argument("--shared-steps", type=int, default=64)

@@ -20,8 +20,10 @@ HOST_PY=${HOST_PY:-.venv/bin/python}
 mkdir -p "$WORK"
 
 echo "== 1. wheels for Python $VERSION and the kernel"
-"$HOST_PY" build_bundle.py --python-version "$VERSION" --pip-python "$PYTHON" --owner rehearsal \
-  --model-dataset rehearsal/arc-demo-model
+# a copy of the committed lock: the build writes the lock of the Pythons it is given, here one
+cp wheels.lock.json "$WORK/wheels.lock.json"
+"$HOST_PY" build_bundle.py --python-version "$VERSION" --pip-python "$PYTHON" --lock "$WORK/wheels.lock.json" \
+  --owner rehearsal --model-dataset rehearsal/arc-demo-model
 KERNEL=$(ls build/kernel/*.py | head -1)
 
 echo "== 2. a fresh Python $VERSION environment holding another torch and a torchvision built for it"

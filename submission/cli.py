@@ -17,6 +17,9 @@ from .prompts import DEFAULT_TEMPLATE, TEMPLATES
 from .report import SORT_KEYS
 from .select import DEFAULT_SELECTOR, SELECTORS, uses_judge
 from .tasks import ChallengeFileError, load_challenges, load_solutions
+from .ttt import TTT_MODES, TttSettings  # no torch at import: training imports it in its child process
+
+TTT_DEFAULTS = TttSettings()
 
 
 _SELECTOR_HELP = "; ".join(f"{name}: {method.summary}" for name, method in SELECTORS.items())
@@ -123,20 +126,21 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="judge selectors: candidates judged per test input, in vote order (default: %(default)s)")
 
     ttt = p.add_argument_group("test-time fine-tuning (a LoRA adapter per task, trained on its train pairs)")
-    ttt.add_argument("--ttt", choices=("off", "task", "shared"), default="off",
+    ttt.add_argument("--ttt", choices=TTT_MODES, default=TTT_DEFAULTS.mode,
                      help="before inference, train a LoRA adapter on each test task's leave-one-out train pairs "
                           "(task) or one adapter on all of them (shared), within --ttt-share of the time budget; "
                           "every task's prompts still go to vLLM together, each through its adapter; a task "
                           "without one uses the base model (default: %(default)s)")
-    ttt.add_argument("--ttt-rank", type=int, default=8, help="LoRA rank (default: %(default)s)")
-    ttt.add_argument("--ttt-steps", type=int, default=32,
+    ttt.add_argument("--ttt-rank", type=int, default=TTT_DEFAULTS.rank, help="LoRA rank (default: %(default)s)")
+    ttt.add_argument("--ttt-steps", type=int, default=TTT_DEFAULTS.steps,
                      help="optimizer steps per adapter, fewer when the time does not allow (default: %(default)s)")
-    ttt.add_argument("--ttt-min-steps", type=int, default=8,
+    ttt.add_argument("--ttt-min-steps", type=int, default=TTT_DEFAULTS.min_steps,
                      help="a task that would get fewer steps gets no adapter (default: %(default)s)")
-    ttt.add_argument("--ttt-learning-rate", type=float, default=1e-3, help="peak learning rate (default: %(default)s)")
-    ttt.add_argument("--ttt-examples-per-step", type=int, default=4,
+    ttt.add_argument("--ttt-learning-rate", type=float, default=TTT_DEFAULTS.learning_rate,
+                     help="peak learning rate (default: %(default)s)")
+    ttt.add_argument("--ttt-examples-per-step", type=int, default=TTT_DEFAULTS.examples_per_step,
                      help="augmented leave-one-out examples per step (default: %(default)s)")
-    ttt.add_argument("--ttt-share", type=float, default=0.5,
+    ttt.add_argument("--ttt-share", type=float, default=TTT_DEFAULTS.share,
                      help="share of the time budget training may use; the rest is inference (default: %(default)s)")
 
     budget = p.add_argument_group("time budget, rounds and workers")
@@ -199,7 +203,6 @@ def cmd_run(args) -> int:
     from .pipeline import ResumeError, RunSettings, check_resumable, run
     from .prompts import load_tokenizer
     from .submit import fallback_submission, write_json_atomic
-    from .ttt import TttSettings
 
     try:
         settings = RunSettings(
@@ -213,8 +216,8 @@ def cmd_run(args) -> int:
             min_prob=args.min_prob, dfs_max_candidates=args.dfs_max_candidates, dfs_max_rounds=args.dfs_max_rounds,
             ttt=args.ttt,
         )
-        ttt_settings = TttSettings(mode=args.ttt, rank=args.ttt_rank, steps=args.ttt_steps, min_steps=args.ttt_min_steps,
-                                   learning_rate=args.ttt_learning_rate, examples_per_step=args.ttt_examples_per_step,
+        ttt_settings = TttSettings(mode=args.ttt, rank=args.ttt_rank, steps=args.ttt_steps,
+                                   min_steps=args.ttt_min_steps, learning_rate=args.ttt_learning_rate, examples_per_step=args.ttt_examples_per_step,
                                    share=args.ttt_share, seed=args.seed)
         one_engine_only = settings.mode == "beam" or uses_judge(settings.selector)
         if args.workers > 1 and one_engine_only:
@@ -228,7 +231,6 @@ def cmd_run(args) -> int:
     gpus = gpu_count()
     submission_path = args.out / "submission.json"
     if not submission_path.exists():
-        args.out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(submission_path, fallback_submission(challenges))  # in case the engine never starts
     adapters, ttt_info, lora_rank = {}, None, 0
     if ttt_settings.mode != "off":

@@ -305,8 +305,9 @@ class VllmEngine:
     def generate(
         self, requests: list[GenerationRequest], deadline: float | None = None
     ) -> list[list[Completion] | None]:
-        """All requests in one batch (each with its own LoRA adapter where it names one). At ``deadline`` (time.monotonic()) the requests still in
-        flight are aborted and come back as None; finished ones are kept."""
+        """All requests in one batch, each through its own LoRA adapter where it names one. At
+        ``deadline`` (time.monotonic()) the requests still in flight are aborted and come back as
+        None; finished ones are kept."""
         if not requests:
             return []
         params = [_sampling_params(r) for r in requests]

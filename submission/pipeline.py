@@ -39,6 +39,7 @@ from .judge import JudgeSettings, judge_for_run
 from .select import get_selector, group_by_test_input, uses_judge
 from .submit import build_submission, write_json_atomic
 from .tasks import Challenges, Task, load_solutions
+from .ttt import TTT_MODES
 
 DEFAULT_TIME_BUDGET = 11 * 3600  # Kaggle stops a kernel at 12 h; the rest is install, start-up and margin
 # Time kept after the judge for the final selection, metrics and writes (at most half the reserve).
@@ -111,8 +112,8 @@ class RunSettings:
             if self.samples != 1 or self.temperature != 0:
                 raise ValueError("dfs mode enumerates from greedy passes: leave --samples at 1 and --temperature at 0")
             _ = self.dfs  # validates min_prob and the caps
-        if self.ttt not in ("off", "task", "shared"):
-            raise ValueError(f"unknown test-time fine-tuning mode {self.ttt!r}; choose from off, task, shared")
+        if self.ttt not in TTT_MODES:
+            raise ValueError(f"unknown test-time fine-tuning mode {self.ttt!r}; choose from {', '.join(TTT_MODES)}")
         if self.judge_views < 1 or self.judge_top_k < 1:
             raise ValueError("judge views and top-k must be at least 1")
 

@@ -35,7 +35,8 @@ import numpy as np
 
 from .finetune import (TrainSettings, TrainingExample, augmented_example, batch_by_tokens, make_optimizer,
                        optimizer_step, pad_batch, random_augmentation)
-from .prompts import Unanswerable
+from .encoders import get_encoder
+from .prompts import Unanswerable, get_template, load_tokenizer
 from .tasks import Task
 
 TTT_MODES = ("off", "task", "shared")
@@ -151,7 +152,8 @@ def plan_steps(settings: TttSettings, seconds_per_step: float | None, adapters_l
 # -- training -------------------------------------------------------------------------------------
 
 
-def _save_atomically(model, folder: Path, record: dict) -> None:
+def save_adapter(model, folder: Path, record: dict) -> None:
+    """peft's save_pretrained and the record beside it, renamed into place: a folder that exists is whole."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp))
@@ -164,10 +166,13 @@ def train_adapter(model, examples: list[TrainingExample], settings: TttSettings,
                   device: str, deadline: float | None = None) -> tuple[int, list[float]]:
     """Train the model's (fresh) LoRA weights for ``steps`` steps of ``examples_per_step`` examples
     each (cycling through ``examples``); stops early at ``deadline`` (time.monotonic()). Returns the
-    steps done and each step's loss."""
+    steps done and each step's loss. bfloat16 autocast where the device has it (not a T4)."""
+    import torch
+
+    bf16 = torch.device(device).type != "cuda" or torch.cuda.is_bf16_supported()
     train_settings = TrainSettings(steps=steps, learning_rate=settings.learning_rate,
                                    min_learning_rate=settings.learning_rate / 10, warmup_steps=max(1, steps // 10),
-                                   weight_decay=0.0, seed=settings.seed, bf16=True)
+                                   weight_decay=0.0, seed=settings.seed, bf16=bf16)
     optimizer = make_optimizer(model, train_settings, device)
     model.train()
     losses = []
@@ -193,9 +198,6 @@ def train_adapters(model_dir: str, tasks: list[Task], settings: TttSettings, out
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
-
-    from .encoders import get_encoder
-    from .prompts import get_template, load_tokenizer
 
     out_dir.mkdir(parents=True, exist_ok=True)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -248,7 +250,7 @@ def train_adapters(model_dir: str, tasks: list[Task], settings: TttSettings, out
             break
         record = {"name": name, "rank": settings.rank, "steps": done, "seconds": round(seconds, 2),
                   "examples": len(examples), "loss_first": round(losses[0], 4), "loss_last": round(losses[-1], 4)}
-        _save_atomically(model, out_dir / name, record)
+        save_adapter(model, out_dir / name, record)
         base = model.unload()  # the base weights without the LoRA layers, for the next adapter
         adapters[name] = Adapter(**record, path=str(out_dir / name))
         log(f"ttt: {number}/{len(todo)} {name}: {done} steps in {seconds:.1f}s, loss {losses[0]:.3f} -> "

@@ -42,18 +42,28 @@ def test_leave_one_out_holds_out_each_pair_in_turn():
     assert leave_one_out(Task("one", (a,), (grid([[9]]),))) == []
 
 
-def test_ttt_examples_answer_the_held_out_pair_in_its_view(tokenizer):
+def test_ttt_examples_are_the_pipelines_prompts_of_the_held_out_pairs_in_random_views(tokenizer):
+    from submission.finetune import random_augmentation
+    from submission.pipeline import RunSettings, prepare_requests
+    from submission.rounds import WorkItem
+
     task = flip_task("f", pairs=3)
-    rng = np.random.default_rng(0)
-    examples = ttt_examples(tokenizer, get_template(TEMPLATE), get_encoder(ENCODER), [task], 6, rng, 8192)
-    assert len(examples) == 6
     encoder = get_encoder(ENCODER)
-    for e in examples:
-        answer_text = tokenizer.decode(e.ids[e.prompt_tokens:].tolist())
-        # the view moves cells and colours, but the held-out answer is always a flipped 2x3 (or 3x2) grid
-        assert answer_text.startswith(" shape: 2x3") or answer_text.startswith(" shape: 3x2"), answer_text
-        assert (e.labels[: e.prompt_tokens] == -100).sum() > 0
-        assert encoder.answer_start.strip() in tokenizer.decode(e.ids[: e.prompt_tokens].tolist())
+    examples = ttt_examples(tokenizer, get_template(TEMPLATE), encoder, [task], 6, np.random.default_rng(0), 8192)
+    assert len(examples) == 6
+    rng = np.random.default_rng(0)  # the same draws: the held-out pairs in turn, one random view each
+    settings = RunSettings(encoder=ENCODER, template=TEMPLATE)
+    for i, example in enumerate(examples):
+        loo, answer = leave_one_out(task)[i % 3]
+        view = random_augmentation(rng, len(loo.train))
+        # the prompt is what a run sends for that view of the leave-one-out task ...
+        [(_, request)], _ = prepare_requests({loo.id: loo}, [WorkItem(loo.id, 0, view, 0)], tokenizer, 8192, settings,
+                                             log=lambda _: None)
+        assert tuple(example.ids[: example.prompt_tokens]) == request.prompt_token_ids
+        # ... and the answer is the held-out output in that view, as the model must write it
+        written = tokenizer.decode(example.ids[example.prompt_tokens:].tolist())
+        assert written.startswith(encoder.encode(view.apply_grid(answer))[len(encoder.answer_start):]), written
+        assert (example.labels[example.prompt_tokens:] == example.ids[example.prompt_tokens:]).all()
 
 
 def test_plan_steps_fits_every_adapter_or_drops_the_ones_that_do_not_fit():

@@ -16,7 +16,7 @@ from submission.encoders import get_encoder
 from submission.engine import EngineSettings, GenerationRequest, ScoreRequest, VllmEngine
 from submission.finetune import training_example
 from submission.prompts import get_template
-from submission.ttt import TARGET_MODULES, TttSettings, _save_atomically, train_adapter
+from submission.ttt import TARGET_MODULES, TttSettings, save_adapter, train_adapter
 
 pytestmark = pytest.mark.engine
 
@@ -36,15 +36,17 @@ def forced(tiny_model_dir, tokenizer, sample_challenges, tmp_path_factory):
     encoder, template = get_encoder(ENCODER), get_template(TEMPLATE)
     folder = tmp_path_factory.mktemp("adapters")
     settings = TttSettings(mode="task", steps=200, rank=32, alpha=64, learning_rate=1e-2, examples_per_step=1)
-    prompt, answer_tokens = None, 0
+    prompts = set()
     for name, answer in FORCED.items():
         example = training_example(tokenizer, template, encoder, task, answer, 8192, loss_on="answer")
-        prompt, answer_tokens = tuple(int(t) for t in example.ids[: example.prompt_tokens]), 24
+        prompts.add(tuple(int(t) for t in example.ids[: example.prompt_tokens]))
         base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
         model = get_peft_model(base, LoraConfig(r=settings.rank, lora_alpha=settings.alpha,
                                                 target_modules=list(TARGET_MODULES), task_type="CAUSAL_LM"))
         train_adapter(model, [example], settings, settings.steps, 0, "cpu")
-        _save_atomically(model, folder / name, {"name": name})
+        save_adapter(model, folder / name, {"name": name})
+    [prompt] = prompts  # both answers follow the same prompt
+    answer_tokens = 24
     expected = {}
     for name in ("", *FORCED):
         model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
@@ -106,4 +108,5 @@ def test_run_with_ttt_trains_an_adapter_per_task_and_predicts_through_them(tiny_
     assert f"ttt: {len(trainable)} of {len(tasks)} tasks have an adapter" in done.stdout
     # a second run on the folder trains nothing again
     again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
-    assert again.returncode == 0 and f"ttt: {len(trainable)} adapter(s) already in" in again.stdout, again.stdout[-2000:]
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert f"ttt: {len(trainable)} adapter(s) already in" in again.stdout, again.stdout[-2000:]
