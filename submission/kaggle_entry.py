@@ -567,12 +567,54 @@ def preflight_run(args, python: str, package_root: str, raw: dict, model_dir: Pa
         f"{record.get('seconds', 0) - generate:.0f}s)")
     log(f"check: the whole test set, {test_inputs_total} test inputs x {views} views on {engines} engine(s): "
         f"about {_minutes(projected)} at this rate (a small batch: the real run batches more and goes faster)")
-    if projected <= 0.8 * left:
-        log(f"verdict: OK: about {_minutes(projected)} of the {_minutes(left)} left in the budget")
+    training, training_lines, training_advice = training_projection(record.get("ttt"), len(raw), engines, left)
+    for line in training_lines:
+        log(f"check: {line}")
+    left -= training
+    if training_advice:
+        log(f"verdict: TOO SLOW: {training_advice}")
+    elif projected <= 0.8 * left:
+        log(f"verdict: OK: about {_minutes(projected)} of the {_minutes(left)} left in the budget"
+            + (" after test-time fine-tuning" if training else ""))
     else:
         fit = max(1, int(views * 0.8 * left / projected))
-        log(f"verdict: TOO SLOW: about {_minutes(projected)} against {_minutes(left)} left; lower "
-            f"--augmentations to about {fit} (or rely on --time-budget cutting rounds)")
+        log(f"verdict: TOO SLOW: about {_minutes(projected)} against {_minutes(left)} left"
+            + (" after test-time fine-tuning" if training else "")
+            + f"; lower --augmentations to about {fit} (or rely on --time-budget cutting rounds)")
+
+
+def training_projection(ttt: dict | None, tasks: int, engines: int, left: float) -> tuple[float, list[str], str]:
+    """Test-time fine-tuning of the whole test set, projected from the check run's adapter (run.json's
+    ``ttt`` record): (seconds it would take, the lines to log, advice when it does not fit its share
+    of the ``left`` seconds, else ""). Per task, the adapters train one child per GPU; shared is one."""
+    adapters = (ttt or {}).get("adapters") or {}
+    steps = sum(a.get("steps") or 0 for a in adapters.values())
+    seconds = sum(a.get("seconds") or 0.0 for a in adapters.values())
+    if not ttt:
+        return 0.0, [], ""
+    settings = ttt.get("settings") or {}
+    if not steps or not seconds:
+        return 0.0, ["test-time fine-tuning trained no step in the check run (see its lines above): "
+                     "the real run's tasks would all use the base model"], ""
+    per_step = seconds / steps
+    mode, planned, share = settings.get("mode"), settings.get("steps") or steps, settings.get("share") or 0.0
+    count = tasks if mode == "task" else 1
+    parallel = min(engines, count) if mode == "task" else 1
+    projected = per_step * planned * count / parallel
+    allowed = share * left
+    lines = [f"test-time fine-tuning: {steps} steps in {seconds:.1f}s ({per_step:.2f}s per step of "
+             f"{settings.get('examples_per_step')} examples, rank {settings.get('rank')})",
+             f"test-time fine-tuning of the whole test set ({mode}): {count} adapter(s) x {planned} steps on "
+             f"{parallel} GPU(s): about {_minutes(projected)} against its share, {_minutes(allowed)} "
+             f"(--ttt-share {share})"]
+    if projected <= allowed:
+        return projected, lines, ""
+    fit = int(allowed * parallel / (per_step * count))
+    advice = (f"test-time fine-tuning needs about {_minutes(projected)} against {_minutes(allowed)}; "
+              + (f"lower --ttt-steps to about {fit}" if fit >= (settings.get("min_steps") or 1) else
+                 "too slow even at --ttt-min-steps: the run trains what fits and predicts the rest with the base model")
+              + " or raise --ttt-share")
+    return allowed, lines, advice
 
 
 def adopt_result(raw: dict, fallback: dict, result_path: Path, submission_path: Path) -> str:

@@ -505,6 +505,46 @@ def test_wheels_for_another_python_are_refused_before_pip_with_the_fixing_comman
         json.loads(challenges.read_text()))
 
 
+TTT_RECORD = {"settings": {"mode": "task", "steps": 32, "min_steps": 8, "share": 0.5, "examples_per_step": 4,
+                            "rank": 8},
+              "adapters": {"t1": {"steps": 32, "seconds": 16.0}}}  # 0.5 s per step
+
+
+def test_the_preflight_projects_test_time_fine_tuning_from_the_check_runs_adapter():
+    seconds, lines, advice = kaggle_entry.training_projection(TTT_RECORD, tasks=120, engines=4, left=36000)
+    assert seconds == 0.5 * 32 * 120 / 4 and advice == ""  # 120 adapters of 32 steps, 4 at a time
+    assert lines == ["test-time fine-tuning: 32 steps in 16.0s (0.50s per step of 4 examples, rank 8)",
+                     "test-time fine-tuning of the whole test set (task): 120 adapter(s) x 32 steps on 4 GPU(s): "
+                     "about 8 min against its share, 300 min (--ttt-share 0.5)"]
+    seconds, _, advice = kaggle_entry.training_projection(TTT_RECORD, tasks=120, engines=4, left=800)
+    assert seconds == 400 and advice == ("test-time fine-tuning needs about 8 min against 7 min; lower "
+                                         "--ttt-steps to about 26 or raise --ttt-share")  # 26 = 400*4/(0.5*120)
+    _, _, advice = kaggle_entry.training_projection(TTT_RECORD, tasks=120, engines=4, left=100)
+    assert "too slow even at --ttt-min-steps" in advice  # 3 steps would fit, below the minimum of 8
+    shared = {**TTT_RECORD, "settings": {**TTT_RECORD["settings"], "mode": "shared"}}
+    seconds, lines, _ = kaggle_entry.training_projection(shared, tasks=120, engines=4, left=36000)
+    assert seconds == 16.0 and "(shared): 1 adapter(s) x 32 steps on 1 GPU(s)" in lines[1]
+    assert kaggle_entry.training_projection(None, tasks=120, engines=4, left=36000) == (0.0, [], "")
+    seconds, lines, advice = kaggle_entry.training_projection({**TTT_RECORD, "adapters": {}}, 120, 4, 36000)
+    assert (seconds, advice) == (0.0, "") and "trained no step" in lines[0]
+
+
+@pytest.mark.engine
+def test_the_preflight_with_test_time_fine_tuning_reports_its_training_speed(tmp_path, tiny_model_dir, capsys):
+    input_dir, working, challenges = kaggle_layout(tmp_path)
+    shutil.copytree(tiny_model_dir, input_dir / "model")
+    code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working), "--check", "--no-install",
+                              "--", "--ttt", "task", "--ttt-steps", "3", "--ttt-min-steps", "1", "--max-tokens", "16",
+                              "--cpu-kv-cache-gib", "0.5"])
+    out = capsys.readouterr().out
+    tasks = len(json.loads(challenges.read_text()))
+    assert code == 0, out[-3000:]
+    assert "check: test-time fine-tuning: 3 steps in " in out, out[-3000:]
+    assert f"check: test-time fine-tuning of the whole test set (task): {tasks} adapter(s) x 3 steps on 1 GPU(s)" in out
+    verdict = [line for line in out.splitlines() if "verdict:" in line]
+    assert len(verdict) == 1 and "verdict: OK: " in verdict[0] and verdict[0].endswith("after test-time fine-tuning")
+
+
 @pytest.mark.engine
 def test_the_preflight_runs_one_task_and_ends_with_a_projection_and_a_verdict(tmp_path, tiny_model_dir, capsys):
     input_dir, working, challenges = kaggle_layout(tmp_path)
