@@ -274,6 +274,8 @@ def _child(model_dir, tasks, settings, out_dir, encoder, template, max_len, dead
     def log(message: str) -> None:
         print(f"[ttt {index}] {message}" if index is not None else message, flush=True)
 
+    if devices is not None:
+        log(f"GPU {devices}: {len(tasks)} task(s) to train")
     train_adapters(model_dir, tasks, settings, out_dir, encoder, template, max_len, deadline, log, skip=skip)
 
 

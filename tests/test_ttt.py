@@ -11,7 +11,7 @@ from submission.finetune import eval_batches, evaluate_batches
 from submission.prompts import get_template
 from submission.tasks import Example, Task
 from submission.ttt import (SHARED, Adapter, TttSettings, adapter_for_task, leave_one_out, plan_steps, read_adapters,
-                            train_adapters, ttt_examples)
+                            train_adapters, train_in_child, ttt_examples)
 
 ENCODER, TEMPLATE = "shape-row-numbers", "output-from-examples-v1"
 
@@ -195,6 +195,20 @@ def test_shared_mode_trains_one_adapter_for_every_task(tiny_model_dir, tmp_path)
                               trainer=slow_trainer(clock, 1.0, calls), clock=clock)
     assert list(adapters) == [SHARED] and calls == [6]
     assert {adapter_for_task(adapters, t.id) for t in tasks} == {str(tmp_path / SHARED)}
+
+
+def test_on_several_gpus_each_training_process_takes_its_share_of_the_tasks(tiny_model_dir, tmp_path, capfd):
+    # Two "GPUs" on a machine without CUDA: each spawned process is pinned to its device number and trains
+    # its share (on the CPU here), and the adapters of both land in the one folder the engine reads.
+    tasks = [flip_task(f"task{i}") for i in range(3)]
+    settings = TttSettings(mode="task", steps=2, min_steps=1, examples_per_step=1)
+    lines = []
+    adapters = train_in_child(str(tiny_model_dir), tasks, settings, tmp_path / "adapters", ENCODER, TEMPLATE, 8192,
+                              deadline=None, log=lines.append, gpus=2)
+    out = capfd.readouterr().out
+    assert sorted(adapters) == ["task0", "task1", "task2"] and lines == []
+    assert {a.steps for a in adapters.values()} == {2}
+    assert "[ttt 0] GPU 0: 2 task(s) to train" in out and "[ttt 1] GPU 1: 1 task(s) to train" in out, out
 
 
 def test_each_tasks_prompts_name_its_adapter(sample_challenges, tokenizer):
