@@ -128,6 +128,16 @@ def test_model_format_file(tmp_path):
     (tmp_path / FORMAT_FILE).write_text(json.dumps({"encoder": "nope", "template": TEMPLATE}))
     found, problem = read_model_format(tmp_path)
     assert found == {"template": TEMPLATE} and "encoder 'nope' is not one of" in problem
+    path = tmp_path / FORMAT_FILE
+    path.write_text(json.dumps({"encoder": "nope", "template": "v9"}))
+    assert read_model_format(tmp_path) == ({}, (
+        f"{path}: encoder 'nope' is not one of code-block-minimal, code-block-row-numbers, minimal, row-numbers, "
+        "shape-row-numbers; template 'v9' is not one of output-from-examples-compact, output-from-examples-v0, "
+        "output-from-examples-v1"))
+    path.write_text(json.dumps({"template": TEMPLATE}))  # no encoder: the template still counts
+    assert read_model_format(tmp_path) == ({"template": TEMPLATE}, None)
+    path.write_text("[1, 2]")
+    assert read_model_format(tmp_path) == ({}, f"{path}: expected an object with encoder and template, got list")
 
 
 def test_run_takes_the_format_from_the_model_folder_and_warns_on_a_contradiction(tmp_path, capsys):

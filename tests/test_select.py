@@ -30,6 +30,11 @@ def test_ties_break_by_mean_logprob_per_token():
     assert ranked[1].mean_logprob == pytest.approx(-0.5)
 
 
+def test_a_prediction_without_tokens_adds_nothing_to_the_mean_logprob():
+    ranked = candidates([pred(A, -5.0, 0), pred(A, -1.0, 2)])
+    assert ranked[0].mean_logprob == -0.5  # -1.0 over 2 tokens; the empty one is left out
+
+
 def test_no_logprob_ranks_last_among_equals():
     ranked = candidates([Prediction("t1", 0, "d0", 0, "", A, None, None, 0, "stop"), pred(B, -9.0, 1)])
     assert [c.as_list() for c in ranked] == [B, A]

@@ -83,6 +83,21 @@ def test_cell_vote_ties_go_to_the_best_grid_in_vote_order_holding_a_tied_colour(
     # shapes tie (one prediction each): the vote winner's shape
     assert cell_vote_grid([pred([[5]], -1.0), pred([[1, 2]], -2.0)]) == g([[5]])
     assert cell_vote_grid([pred([[5]], -2.0), pred([[1, 2]], -1.0)]) == g([[1, 2]])
+    # a tied cell settled on colour 0 (the background) stays settled: 0 is a colour like the others
+    assert cell_vote_grid([pred([[0, 1]], -1.0), pred([[5, 1]], -2.0)]) == g([[0, 1]])
+
+
+def test_judge_plus_vote_puts_a_judged_candidate_before_an_unjudged_one_of_equal_votes():
+    a, b = [[1]], [[2]]
+    preds = [pred(a, -0.1), pred(b, -5.0)]  # one vote each, a first by log-prob
+    assert judge_vote(preds, {g(b): {"d0": -50.0}}) == [g(b), g(a)]  # a was not judged (outside the top-k)
+
+
+def test_an_unknown_method_names_the_known_ones():
+    with pytest.raises(ValueError) as error:
+        get_selector("majority")
+    assert str(error.value) == ("unknown selection method 'majority'; choose from vote, cell-vote, judge, "
+                                "judge+vote, found+judge")
 
 
 def test_judge_ranks_by_the_sum_over_views():
