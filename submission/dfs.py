@@ -189,15 +189,16 @@ def enumerate_completions(
             found[index].append(_candidate(ending, path, path_logprobs, reason))
             stats.candidates += 1
 
-    started = time.perf_counter()
+    # per_round: each engine call's branches, tokens and seconds; candidates found by its end (running)
+    started, tokens_before = time.perf_counter(), stats.tokens
     outputs = engine.generate(roots, deadline=deadline)
     stats.rounds += 1
     for i, completions in enumerate(outputs):
         if completions is not None:
             found[i] = []
             take(i, None, completions[0])
-    stats.per_round.append({"branches": len(roots), "candidates": stats.candidates, "tokens": stats.tokens,
-                            "seconds": round(time.perf_counter() - started, 3)})
+    stats.per_round.append({"branches": len(roots), "candidates": stats.candidates,
+                            "tokens": stats.tokens - tokens_before, "seconds": round(time.perf_counter() - started, 3)})
 
     for _ in range(settings.max_rounds):
         if not frontier:
