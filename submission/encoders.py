@@ -21,8 +21,6 @@ class ParseError(ValueError):
 
 
 def _check_rows(rows: list[str]) -> np.ndarray:
-    if not rows:
-        raise ParseError("no grid rows")
     if len(rows) > MAX_SIDE:
         raise ParseError(f"{len(rows)} rows, more than {MAX_SIDE}")
     width = len(rows[0])
@@ -52,7 +50,10 @@ class Minimal:
         return text.tobytes()[:-1].decode("ascii")
 
     def decode(self, text: str) -> np.ndarray:
-        return _check_rows(text.strip("\n").split("\n"))
+        return self.decode_lines(text.strip("\n").split("\n"))
+
+    def decode_lines(self, lines: list[str]) -> np.ndarray:
+        return _check_rows(lines)
 
     answer_start = ""
 
@@ -68,14 +69,17 @@ class RowNumbers:
         return "\n".join(f"{i} {line}" for i, line in enumerate(lines, 1))
 
     def decode(self, text: str) -> np.ndarray:
-        lines = text.strip("\n").split("\n")
+        return self.decode_lines(text.strip("\n").split("\n"))
+
+    def decode_lines(self, lines: list[str]) -> np.ndarray:
+        # line by line to the inner encoder: an empty first or last row is an empty row, not trimmed away
         stripped = []
         for i, line in enumerate(lines, 1):
             prefix = f"{i} "
             if not line.startswith(prefix):
                 raise ParseError(f"line {i} does not start with its row number: {line[:40]!r}")
             stripped.append(line[len(prefix):])
-        return self.inner.decode("\n".join(stripped))
+        return self.inner.decode_lines(stripped)
 
     answer_start = ""
 
@@ -89,7 +93,7 @@ def _fenced_body(text: str, header: str) -> str:
         body = body[: -len(FENCE)]
     if FENCE in body:
         raise ParseError("text after the closing fence")
-    return body.rstrip("\n")
+    return body
 
 
 @dataclass(frozen=True)

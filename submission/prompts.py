@@ -112,10 +112,12 @@ def render(tokenizer, template: PromptTemplate, encoder, task: Task, test_index:
         {"role": "assistant", "content": opening},
     ]
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
-    # Cut the end-of-turn after the opened answer, whatever the chat template's markup is.
-    cut = text.rfind(opening)
+    # Cut the end-of-turn after the opened answer, whatever the chat template's markup is. The
+    # opening is looked for after the user message only: each example's output opens the same way.
+    user_end = text.find(messages[1]["content"])
+    cut = -1 if user_end < 0 else text.find(opening, user_end + len(messages[1]["content"]))
     if cut < 0:
-        raise ValueError("the chat template does not keep the assistant message verbatim")
+        raise ValueError("the chat template does not keep the user and assistant messages verbatim")
     return text[: cut + len(opening)]
 
 

@@ -1,10 +1,15 @@
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from submission.augment import Augmentation
 from submission.encoders import get_encoder
-from submission.prompts import Unanswerable, answer_token_budget, build_prompt, get_template, render
+from submission.prompts import Unanswerable, answer_token_budget, build_prompt, get_template, load_tokenizer, render
 from submission.tasks import Example, Task
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # The rendered reference of ../shared/docs/arc24-prompt-format.md, character for character.
 REFERENCE = (
@@ -79,3 +84,75 @@ def test_augmented_prompt_shows_the_augmented_grids(tokenizer):
     assert "## Example 1\n\n### Input\n\n5\n\n### Output\n\n5\n" in text  # order swapped
     assert "### Input\n\n98\n\n### Output\n\n" not in text
     assert "## Test case\n\n### Input\n\n9\n0<|im_end|>" in text  # [[0,1]] recoloured then turned
+
+
+def test_unknown_template_name_lists_the_choices():
+    with pytest.raises(ValueError) as error:
+        get_template("v2")
+    assert str(error.value) == ("unknown prompt template 'v2'; choose from output-from-examples-v1, "
+                                "output-from-examples-v0, output-from-examples-compact")
+
+
+class NoAssistantTurns:
+    """A chat template that writes only the system and user turns, so the answer cannot be opened."""
+
+    def apply_chat_template(self, messages, tokenize=True, add_generation_prompt=False):  # HF's defaults
+        return "".join(f"<{m['role']}>\n{m['content']}\n" for m in messages if m["role"] != "assistant")
+
+
+class RewritesTheUser(NoAssistantTurns):
+    def apply_chat_template(self, messages, tokenize=True, add_generation_prompt=False):
+        return "".join(f"<{m['role']}>\n{m['content'].upper()}\n" for m in messages)
+
+
+@pytest.mark.parametrize("n_examples", [0, 2])
+@pytest.mark.parametrize("chat", [NoAssistantTurns, RewritesTheUser])
+def test_a_chat_template_that_drops_or_rewrites_a_message_is_an_error(chat, n_examples):
+    # with examples, each example's "### Output\n\n```grid" must not pass for the opened answer
+    with pytest.raises(ValueError) as error:
+        render(chat(), get_template("output-from-examples-v1"), get_encoder("shape-row-numbers"),
+               REFERENCE_TASK, 0, n_examples)
+    assert str(error.value) == "the chat template does not keep the user and assistant messages verbatim"
+
+
+class AddsBos:
+    """A Llama-style tokenizer: encode() adds a BOS id unless told not to (its chat template writes
+    the markup itself); the rest is the tiny model's tokenizer."""
+
+    BOS = 999_999
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def apply_chat_template(self, *args, **kwargs):
+        return self.tokenizer.apply_chat_template(*args, **kwargs)
+
+    def encode(self, text, add_special_tokens=True):
+        return ([self.BOS] if add_special_tokens else []) + self.tokenizer.encode(text, add_special_tokens=False)
+
+
+def test_prompt_ids_get_no_special_tokens_beyond_the_chat_templates(tokenizer):
+    prompt = build_prompt(AddsBos(tokenizer), get_template("output-from-examples-v1"), get_encoder("shape-row-numbers"),
+                          REFERENCE_TASK, 0, 10_000, 10)
+    assert prompt.token_ids == tuple(tokenizer.encode(prompt.text, add_special_tokens=False))
+    assert AddsBos.BOS not in prompt.token_ids
+
+
+def test_answer_budget_adds_the_margin_for_the_end_of_the_answer(tokenizer):
+    encoder = get_encoder("shape-row-numbers")
+    bare = answer_token_budget(tokenizer, encoder, REFERENCE_TASK, margin=0)
+    assert answer_token_budget(tokenizer, encoder, REFERENCE_TASK, margin=5) == bare + 5
+    assert answer_token_budget(tokenizer, encoder, REFERENCE_TASK) > bare  # the default leaves room for end of turn
+
+
+def test_load_tokenizer_reports_to_the_given_log(tokenizer, tmp_path):
+    # a tokenizer whose tokens span the fast path's cut points ("\n" + "`"): the first checked
+    # encode falls back to the tokenizer's own encoding and says so, in the run's log
+    sys.path.insert(0, str(ROOT / "bench"))
+    from qwen_like import build_bpe_tokenizer
+
+    build_bpe_tokenizer([REFERENCE] * 4, tokenizer.chat_template, None, vocab_size=400).save_pretrained(tmp_path)
+    lines = []
+    loaded = load_tokenizer(str(tmp_path), log=lines.append)
+    loaded.encode(REFERENCE, add_special_tokens=False)
+    assert len(lines) == 1 and lines[0].startswith("prompt tokens: encode 1 differs from the tokenizer's own encoding")
