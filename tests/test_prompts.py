@@ -102,7 +102,24 @@ class NoAssistantTurns:
 
 class RewritesTheUser(NoAssistantTurns):
     def apply_chat_template(self, messages, tokenize=True, add_generation_prompt=False):
-        return "".join(f"<{m['role']}>\n{m['content'].upper()}\n" for m in messages)
+        return "".join(f"<{m['role']}>\n{m['content'].upper() if m['role'] == 'user' else m['content']}\n"
+                       for m in messages)
+
+
+class ContentsOnly:
+    """A chat template with no markup and no system turn (some models have none): the user
+    message opens the text."""
+
+    def apply_chat_template(self, messages, tokenize=True, add_generation_prompt=False):
+        return "".join(m["content"] for m in messages if m["role"] != "system") + "<end>"
+
+
+def test_a_chat_template_without_markup_or_system_turn_still_gives_the_opened_answer():
+    template, encoder = get_template("output-from-examples-v1"), get_encoder("shape-row-numbers")
+    text = render(ContentsOnly(), template, encoder, REFERENCE_TASK, 0, 2)
+    examples = [(encoder.encode(ex.input), encoder.encode(ex.output)) for ex in REFERENCE_TASK.train[:2]]
+    assert text == (template.user_message(examples, encoder.encode(REFERENCE_TASK.test_inputs[0]))
+                    + template.answer_intro + encoder.answer_start)
 
 
 @pytest.mark.parametrize("n_examples", [0, 2])
