@@ -96,6 +96,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                      help="dfs mode: most answers per prompt, the greedy one included (default: %(default)s)")
     gen.add_argument("--dfs-max-rounds", type=int, default=4,
                      help="dfs mode: engine calls for branches after the greedy one (default: %(default)s)")
+    gen.add_argument("--restrict-vocabulary", action="store_true",
+                     help="decode with only the tokens an answer in the encoder's format is written with "
+                          "(digits, newline, row numbers, shape header, fence, end of turn), as NVARC did; "
+                          "greedy, sample and dfs modes; log-probs stay the model's raw ones")
     gen.add_argument("--encoder", choices=sorted(ENCODERS),
                      help="grid text format the model was trained on (default: the model folder's "
                           f"arc_format.json, else {DEFAULT_ENCODER}, arc24's)")
@@ -214,7 +218,7 @@ def cmd_run(args) -> int:
             time_budget=args.time_budget or None, reserve_seconds=args.reserve_seconds,
             mode=args.mode, beam_width=args.beam_width, judge_views=args.judge_views, judge_top_k=args.judge_top_k,
             min_prob=args.min_prob, dfs_max_candidates=args.dfs_max_candidates, dfs_max_rounds=args.dfs_max_rounds,
-            ttt=args.ttt,
+            ttt=args.ttt, restrict_vocabulary=args.restrict_vocabulary,
         )
         ttt_settings = TttSettings(mode=args.ttt, rank=args.ttt_rank, steps=args.ttt_steps,
                                    min_steps=args.ttt_min_steps, learning_rate=args.ttt_learning_rate, examples_per_step=args.ttt_examples_per_step,

@@ -154,6 +154,8 @@ def enumerate_completions(
     stats = stats if stats is not None else DfsStats()
     k, threshold = settings.top_k, settings.threshold
     roots = [replace(r, n=1, temperature=0.0, top_logprobs=k) for r in requests]
+    # the top-k log-probs are the model's raw ones: with a restricted vocabulary, branch only where decoding may go
+    allowed = [frozenset(r.allowed_token_ids) for r in requests]
     found: list[list[Completion] | None] = [None] * len(requests)
     frontier: list[_Branch] = []
 
@@ -176,7 +178,7 @@ def enumerate_completions(
                 stats.tokens_below_threshold += last + 1 - j
                 break
             for token, logprob in alternatives[j]:
-                if token != tokens[j] and so_far + logprob >= threshold:
+                if token != tokens[j] and so_far + logprob >= threshold and (not allowed[index] or token in allowed[index]):
                     frontier.append(_Branch(index, tokens[:j] + (token,), logprobs[:j] + (logprob,)))
             so_far += logprobs[j]
         path, path_logprobs = tokens[: last + 1], logprobs[: last + 1]

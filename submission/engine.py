@@ -35,6 +35,9 @@ class GenerationRequest:
     # probable tokens (what depth-first enumeration branches on)
     top_logprobs: int = 0
     lora: str = ""  # a LoRA adapter's folder (test-time fine-tuning, ttt.py); "" = the base model
+    # non-empty: the only tokens decoding may write (--restrict-vocabulary); log-probs stay the model's
+    # raw ones (vLLM's default logprobs_mode), not renormalised over these
+    allowed_token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ def _sampling_params(request: GenerationRequest):
         max_tokens=request.max_tokens,
         stop=list(request.stop) or None,
         logprobs=request.top_logprobs,  # 0: the sampled token's only, enough for cumulative_logprob
+        allowed_token_ids=list(request.allowed_token_ids) or None,
         **_flat_logprobs(),
     )
 

@@ -32,7 +32,7 @@ from .dfs import DfsSettings, DfsStats, Ending, enumerate_completions, model_end
 from .engine import Engine, GenerationRequest
 from .metrics import evaluate, format_table
 from .predictions import Prediction, append_predictions, read_predictions, to_prediction, unanswerable
-from .prompts import Unanswerable, answer_token_budget, build_prompt, get_template
+from .prompts import Unanswerable, answer_token_budget, answer_vocabulary, build_prompt, get_template
 from .rounds import Deadline, TestKey, WorkItem, fit_to_time, round_items, rounds_needed
 from .judge import CACHE_NAME as JUDGE_CACHE
 from .judge import JudgeSettings, judge_for_run
@@ -58,7 +58,7 @@ BEAM_CHUNK_PROMPTS = 64
 
 # Settings that decide what a recorded prediction is: a resumed run must share them.
 RESUME_KEYS = ("seed", "encoder", "template", "permute_background", "shuffle_order", "temperature", "mode",
-               "beam_width", "min_prob", "dfs_max_candidates", "dfs_max_rounds", "ttt")
+               "beam_width", "min_prob", "dfs_max_candidates", "dfs_max_rounds", "ttt", "restrict_vocabulary")
 MODES = ("greedy", "sample", "beam", "dfs")
 
 
@@ -90,6 +90,8 @@ class RunSettings:
     judge_views: int = 8  # judge selectors: M views each candidate is scored under (judge.py)
     judge_top_k: int = 4  # judge selectors: K candidates judged per test input
     ttt: str = "off"  # test-time fine-tuning (ttt.py): off | task | shared; its adapters come to run()
+    # decoding writes only the answer format's own tokens (prompts.answer_vocabulary); not in beam mode
+    restrict_vocabulary: bool = False
 
     def __post_init__(self):
         if self.augmentations < 1 or self.samples < 1 or self.views_per_round < 1 or self.chunk_prompts < 1:
@@ -112,6 +114,9 @@ class RunSettings:
             if self.samples != 1 or self.temperature != 0:
                 raise ValueError("dfs mode enumerates from greedy passes: leave --samples at 1 and --temperature at 0")
             _ = self.dfs  # validates min_prob and the caps
+        if self.restrict_vocabulary and self.mode == "beam":
+            raise ValueError("--restrict-vocabulary works in greedy, sample and dfs modes, not beam "
+                             "(vLLM's beam search takes no allowed tokens)")
         if self.ttt not in TTT_MODES:
             raise ValueError(f"unknown test-time fine-tuning mode {self.ttt!r}; choose from {', '.join(TTT_MODES)}")
         if self.judge_views < 1 or self.judge_top_k < 1:
@@ -167,9 +172,11 @@ def plan_work(tasks: dict[str, Task], settings: RunSettings) -> list[WorkItem]:
 def prepare_requests(
     tasks: dict[str, Task], items: list[WorkItem], tokenizer, max_model_len: int, settings: RunSettings,
     log=print, budgets: dict[str, int] | None = None, adapters: dict[str, str] | None = None,
+    allowed_token_ids: tuple[int, ...] = (),
 ) -> tuple[list[tuple[WorkItem, GenerationRequest]], list[Prediction]]:
     """Prompts for the items that fit the context, and recorded misses for those that do not; a
-    task with an adapter in ``adapters`` (task id -> LoRA folder, ttt.py) is asked through it."""
+    task with an adapter in ``adapters`` (task id -> LoRA folder, ttt.py) is asked through it, and
+    non-empty ``allowed_token_ids`` are the only tokens every request may write."""
     encoder, template = get_encoder(settings.encoder), get_template(settings.template)
     stop = tuple(stop_strings(encoder))
     budgets = {} if budgets is None else budgets  # answer tokens per task, kept across rounds
@@ -199,7 +206,7 @@ def prepare_requests(
         ready.append((item, GenerationRequest(
             prompt.token_ids, answer_tokens, settings.samples, settings.temperature,
             _request_seed(settings.seed, item), stop, item.task_id,
-            lora=(adapters or {}).get(item.task_id, ""),
+            lora=(adapters or {}).get(item.task_id, ""), allowed_token_ids=allowed_token_ids,
         )))
     return ready, misses
 
@@ -365,8 +372,13 @@ def run(
 
     job = _Job(challenges, engine, tokenizer, settings, out_dir, deadline, log, predictions,
                plan_views(challenges.tasks, settings), adapters=adapters or {})
+    ending = model_ending(tokenizer, inputs.get("model"), tuple(stop_strings(get_encoder(settings.encoder))))
     if settings.mode == "dfs":
-        job.ending = model_ending(tokenizer, inputs.get("model"), tuple(stop_strings(get_encoder(settings.encoder))))
+        job.ending = ending
+    if settings.restrict_vocabulary:
+        job.allowed_token_ids = answer_vocabulary(tokenizer, get_encoder(settings.encoder), ending.end_token_ids)
+        log(f"restricted vocabulary: decoding writes only the {len(job.allowed_token_ids)} tokens of the "
+            f"{settings.encoder} format and the end of turn")
     if uses_judge(settings.selector):
         job.judge_scores_planned = len(job.plans) * settings.judge_top_k * settings.judge_views
     status = "done"
@@ -481,6 +493,7 @@ class _Job:
     ending: Ending | None = None  # dfs mode: where a token path ends, and its text
     dfs_stats: DfsStats = field(default_factory=DfsStats)
     adapters: dict[str, str] = field(default_factory=dict)  # task id -> LoRA folder (test-time fine-tuning)
+    allowed_token_ids: tuple[int, ...] = ()  # --restrict-vocabulary: the answer format's tokens
 
     def __post_init__(self):
         self.done = {p.key for p in self.predictions}
@@ -533,7 +546,7 @@ class _Job:
         settings = self.settings
         with self.clock.stage("prompts"):
             ready, misses = prepare_requests(self.challenges.tasks, items, self.tokenizer, self.engine.max_model_len,
-                                             settings, self.log, self.budgets, self.adapters)
+                                             settings, self.log, self.budgets, self.adapters, self.allowed_token_ids)
         new = self._record(misses)
         size = min(settings.chunk_prompts, BEAM_CHUNK_PROMPTS) if settings.mode == "beam" else settings.chunk_prompts
         for start in range(0, len(ready), size):

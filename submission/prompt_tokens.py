@@ -55,6 +55,9 @@ class PromptTokenizer:
             raise AttributeError(name)
         return getattr(self.tokenizer, name)
 
+    def __len__(self) -> int:  # the vocabulary, added tokens included (len() does not go through __getattr__)
+        return len(self.tokenizer)
+
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         """The tokenizer's ids for ``text``; fast for prompt text without added special tokens
         (what the pipeline asks for), the tokenizer's own otherwise (same default as its encode)."""

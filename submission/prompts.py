@@ -158,6 +158,20 @@ def answer_token_budget(tokenizer, encoder, task: Task, margin: int = 8) -> int:
     return len(tokenizer.encode(largest, add_special_tokens=False)) + margin
 
 
+def answer_vocabulary(tokenizer, encoder, end_token_ids) -> tuple[int, ...]:
+    """The tokens an answer in ``encoder``'s format can be written with (NVARC restricts decoding
+    to these): every token whose text uses only the characters the encoder writes (digits,
+    newline, its row numbers, shape header and fence), and the tokens that end a completion."""
+    sample = np.arange(100, dtype=np.uint8).reshape(10, 10) % 10  # every colour, ten rows
+    alphabet = set(encoder.encode(sample))
+    allowed = set(end_token_ids)
+    for token_id in range(len(tokenizer)):
+        text = tokenizer.decode([token_id])
+        if text and set(text) <= alphabet:
+            allowed.add(token_id)
+    return tuple(sorted(allowed))
+
+
 FORMAT_FILE = "arc_format.json"  # in a model folder: the prompt format the model was trained with
 
 

@@ -66,7 +66,9 @@ class ToyEngine:
             tokens, logprobs, alternatives = [], [], []
             while len(tokens) < r.max_tokens:
                 lp = self.model(r.prompt_token_ids + tuple(tokens))
-                chosen = int(np.argmax(lp))
+                # vLLM masks the tokens outside allowed_token_ids, and reports the raw log-probs
+                chosen = int(np.argmax(lp if not r.allowed_token_ids else
+                                       [v if t in r.allowed_token_ids else -np.inf for t, v in enumerate(lp)]))
                 top = sorted(range(END + 1), key=lambda t: -lp[t])[: r.top_logprobs]
                 alternatives.append(tuple((t, float(lp[t])) for t in sorted(set(top) | {chosen}, key=lambda t: -lp[t])))
                 tokens.append(chosen)
@@ -79,13 +81,14 @@ class ToyEngine:
         return results
 
 
-def exhaustive(prompt: tuple[int, ...], max_tokens: int, min_prob: float, stop=()) -> dict[tuple[int, ...], float]:
-    """Every completion with probability >= min_prob, by trying every token at every step."""
+def exhaustive(prompt: tuple[int, ...], max_tokens: int, min_prob: float, stop=(),
+               allowed=tuple(range(END + 1))) -> dict[tuple[int, ...], float]:
+    """Every completion with probability >= min_prob, by trying every (allowed) token at every step."""
     out = {}
 
     def walk(tokens, logprob):
         lp = toy_logprobs(prompt + tokens)
-        for t in range(END + 1):
+        for t in allowed:
             total = logprob + float(lp[t])
             if total < math.log(min_prob):
                 continue
@@ -121,6 +124,18 @@ def test_enumeration_finds_exactly_the_completions_above_the_threshold(min_prob,
             assert logprob == pytest.approx(expected[tokens], abs=1e-9)
         assert [c.cumulative_logprob for c in candidates] == sorted(found.values(), reverse=True)
         assert all(c.text == decode(c.token_ids) for c in candidates)
+
+
+def test_a_restricted_vocabulary_enumerates_the_allowed_paths_only_at_their_raw_probability():
+    allowed = (0, 1, END)  # "a", "b" and the end
+    requests = [GenerationRequest(p, 6, allowed_token_ids=allowed) for p in PROMPTS]
+    results = enumerate_completions(ToyEngine(), requests, Ending(decode, frozenset({END}), ()),
+                                    DfsSettings(0.02, max_candidates=1000, max_rounds=100))
+    for request, candidates in zip(requests, results):
+        above = {c.token_ids: c.cumulative_logprob for c in candidates if c.cumulative_logprob >= math.log(0.02)}
+        assert set(above) == set(exhaustive(request.prompt_token_ids, 6, 0.02, allowed=allowed))
+        assert all(set(c.token_ids) <= set(allowed) for c in candidates)
+    assert sum(map(len, results)) > len(PROMPTS)  # it did branch
 
 
 def test_the_toy_model_branches_at_all():

@@ -117,3 +117,20 @@ def test_a_passed_deadline_aborts_in_flight_requests_and_the_engine_goes_on(vllm
     assert vllm_engine.generate(requests, deadline=time.monotonic()) == [None] * 6
     after = vllm_engine.generate(requests[:2], deadline=time.monotonic() + 600)
     assert [len(c) for c in after] == [2, 2]
+
+
+def test_a_restricted_vocabulary_writes_only_the_answer_formats_tokens(vllm_engine, tokenizer, tiny_model_dir):
+    from dataclasses import replace
+
+    from submission.dfs import model_ending
+    from submission.encoders import get_encoder
+    from submission.prompts import answer_vocabulary
+
+    ends = model_ending(tokenizer, str(tiny_model_dir), ()).end_token_ids
+    allowed = answer_vocabulary(tokenizer, get_encoder("minimal"), ends)
+    ids = tuple(tokenizer.encode("<|im_start|>user\n12\n34<|im_end|>\n", add_special_tokens=False))
+    free = GenerationRequest(ids, 48, n=4, temperature=1.0, seed=3, top_logprobs=1)
+    out_free, out_restricted = vllm_engine.generate([free, replace(free, allowed_token_ids=allowed)])
+    assert any(set(c.token_ids) - set(allowed) for c in out_free)  # the random tiny model writes anything
+    for completion in out_restricted:
+        assert set(completion.token_ids) <= set(allowed) and set(completion.text) <= set("0123456789\n")

@@ -67,7 +67,7 @@ def test_a_torn_last_line_is_skipped_and_the_run_resumes(sample_challenges, samp
 
 MEANINGFUL = {"seed": 1, "encoder": "minimal", "template": "output-from-examples-v0", "permute_background": True,
               "shuffle_order": False, "temperature": 0.9, "mode": "beam", "beam_width": 2, "min_prob": 0.2,
-              "dfs_max_candidates": 4, "dfs_max_rounds": 2, "ttt": "task"}
+              "dfs_max_candidates": 4, "dfs_max_rounds": 2, "ttt": "task", "restrict_vocabulary": True}
 
 
 @pytest.mark.parametrize("key", sorted(MEANINGFUL))

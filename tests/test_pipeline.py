@@ -8,9 +8,11 @@ import pytest
 from conftest import SAMPLE
 from doubles import OracleEngine, ScriptedEngine
 from submission.cli import main
+from submission.encoders import get_encoder
 from submission.engine import Completion
 from submission.pipeline import RunSettings, run
 from submission.predictions import read_predictions
+from submission.prompts import answer_vocabulary
 from submission.submit import validate_submission
 from submission.tasks import load_challenges
 
@@ -121,3 +123,31 @@ def test_select_replays_a_saved_run(sample_challenges, sample_solutions, tokeniz
     code = main(["evaluate", "--challenges", str(SAMPLE / "challenges.json"), "--solutions",
                  str(SAMPLE / "solutions.json"), "--predictions", str(tmp_path / "run" / "predictions.jsonl")])
     assert code == 0 and "1.000" in capsys.readouterr().out
+
+
+class RecordingEngine(ScriptedEngine):
+    """A scripted engine that keeps every request it was sent."""
+
+    def __init__(self, completions):
+        super().__init__(completions)
+        self.requests = []
+
+    def generate(self, requests, deadline=None):
+        self.requests.extend(requests)
+        return super().generate(requests, deadline)
+
+
+def test_a_restricted_vocabulary_reaches_every_request_and_the_log(sample_challenges, tokenizer, tmp_path):
+    engine, lines = RecordingEngine([Completion(" shape: 1x1\n1 5\n", 8, -1.0, "stop")]), []
+    settings = RunSettings(restrict_vocabulary=True, time_budget=None)
+    run(sample_challenges, engine, tokenizer, tmp_path, settings, {"test": True}, log=lines.append)
+    expected = answer_vocabulary(tokenizer, get_encoder(settings.encoder), {tokenizer.eos_token_id})
+    assert len(engine.requests) == 80 and {r.allowed_token_ids for r in engine.requests} == {expected}
+    assert f"restricted vocabulary: decoding writes only the {len(expected)} tokens of the shape-row-numbers " \
+           "format and the end of turn" in lines
+    unrestricted = RecordingEngine([Completion(" shape: 1x1\n1 5\n", 8, -1.0, "stop")])
+    run(sample_challenges, unrestricted, tokenizer, tmp_path / "free", RunSettings(time_budget=None), {"test": True},
+        log=lambda _: None)
+    assert {r.allowed_token_ids for r in unrestricted.requests} == {()}
+    with pytest.raises(ValueError, match="not beam"):
+        RunSettings(mode="beam", restrict_vocabulary=True)

@@ -6,7 +6,8 @@ import pytest
 
 from submission.augment import Augmentation
 from submission.encoders import get_encoder
-from submission.prompts import Unanswerable, answer_token_budget, build_prompt, get_template, load_tokenizer, render
+from submission.prompts import (Unanswerable, answer_token_budget, answer_vocabulary, build_prompt, get_template,
+                                load_tokenizer, render)
 from submission.tasks import Example, Task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,3 +174,13 @@ def test_load_tokenizer_reports_to_the_given_log(tokenizer, tmp_path):
     loaded = load_tokenizer(str(tmp_path), log=lines.append)
     loaded.encode(REFERENCE, add_special_tokens=False)
     assert len(lines) == 1 and lines[0].startswith("prompt tokens: encode 1 differs from the tokenizer's own encoding")
+
+
+def test_the_answer_vocabulary_is_the_formats_characters_and_the_end_tokens(tokenizer):
+    ends = {tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")}
+    for name, characters in [("minimal", "\n0123456789"),
+                             ("shape-row-numbers", "\n 0123456789:`adeghiprsx")]:  # " shape: 3x3", "```grid"
+        allowed = answer_vocabulary(tokenizer, get_encoder(name), ends)
+        written = [tokenizer.decode([i]) for i in allowed if i not in ends]
+        assert "".join(written) == characters and ends <= set(allowed)
+        assert len(allowed) == len(characters) + 2  # one token per character in this byte-level vocabulary
