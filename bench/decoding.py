@@ -7,6 +7,7 @@ families) and each decoding, one run through the pipeline on one engine (no adap
 time budget); runs made at 16 views are also read at their first 8 views. Per row:
 
 - candidates per view: predictions per (test input, view) that parsed to a grid or not;
+- parsed: the share of them that parsed to a grid (what --restrict-vocabulary can change);
 - pass_n: a correct answer among the candidates (the ceiling of every selector);
 - top-2 per selector (the competition score, mean over tasks);
 - generation seconds (measured, scaled to the views read) and judge seconds (the judge's scoring of
@@ -50,6 +51,9 @@ DECODINGS = {
     "beam 4": ({"mode": "beam", "beam_width": 4}, 8, (8,)),
     "dfs 0.2": ({"mode": "dfs", "min_prob": 0.2}, 16, (8, 16)),
     "dfs 0.1": ({"mode": "dfs", "min_prob": 0.1}, 16, (8, 16)),
+    # --restrict-vocabulary: only the answer format's tokens
+    "greedy restricted": ({"mode": "greedy", "restrict_vocabulary": True}, 16, (8, 16)),
+    "dfs 0.2 restricted": ({"mode": "dfs", "min_prob": 0.2, "restrict_vocabulary": True}, 16, (8, 16)),
 }
 
 
@@ -87,6 +91,7 @@ def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, mode
             price = json.loads(price_file.read_text())["seconds_per_score"] if price_file.exists() else None
             row = {"set": name, "decoding": decoding, "views": k,
                    "candidates_per_view": round(len(subset) / (k * len(plans)), 2),
+                   "parsed": round(sum(p.grid is not None for p in subset) / max(len(subset), 1), 3),
                    "pass_n": metrics["pass_n"], "generation_seconds": round(per_view * k * len(plans), 1),
                    "judge_scores": judge.needed,
                    "judge_seconds": round(price * judge.needed, 1) if price else None}
@@ -116,10 +121,11 @@ def markdown(result: dict) -> str:
              "what they mean is in docs/benchmarks.md.", ""]
     for s in result["sets"]:
         lines += [f"## {s['set']} ({s['tasks']} tasks, {s['test_inputs']} test inputs)", "",
-                  "| decoding | views | candidates/view | pass_n | top-2 vote | top-2 judge | top-2 found+judge "
-                  "| generation s | judge s |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| decoding | views | candidates/view | parsed | pass_n | top-2 vote | top-2 judge | top-2 found+judge "
+                  "| generation s | judge s |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in s["rows"]:
-            lines.append(f"| {r['decoding']} | {r['views']} | {r['candidates_per_view']} | {r['pass_n']:.3f} | "
+            lines.append(f"| {r['decoding']} | {r['views']} | {r['candidates_per_view']} | {r.get('parsed', '-')} | "
+                         f"{r['pass_n']:.3f} | "
                          f"{r['vote_top2']:.3f} | {r['judge_top2']:.3f} | {r['found+judge_top2']:.3f} | "
                          f"{r['generation_seconds']} | {r['judge_seconds'] or 'cached'} |")
         lines.append("")
