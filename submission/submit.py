@@ -85,10 +85,10 @@ def validate_submission(challenges: Challenges, submission: object) -> list[str]
         return [f"submission: expected an object of tasks, got {type(submission).__name__}"]
     problems = []
     for task_id, count in challenges.test_counts.items():
-        entries = submission.get(task_id)
-        if entries is None:
+        if task_id not in submission:
             problems.append(f"task {task_id}: missing")
             continue
+        entries = submission[task_id]
         if not isinstance(entries, list) or len(entries) != count:
             got = len(entries) if isinstance(entries, list) else type(entries).__name__
             problems.append(f"task {task_id}: expected a list of {count} test entries, got {got}")

@@ -114,7 +114,7 @@ def test_validate_rejects_a_submission_that_is_not_an_object():
 
 
 def test_validate_reports_every_problem_of_every_task():
-    ch = Challenges({}, (), {"a": 1, "b": 2, "c": 1, "d": 2, "e": 1, "f": 1})
+    ch = Challenges({}, (), {"a": 1, "b": 2, "c": 1, "d": 2, "e": 1, "f": 1, "h": 1})
     submission = {
         "a": {"attempt_1": [[0]], "attempt_2": [[0]]},  # an object, not a list of entries
         "b": [{"attempt_1": [[0]], "attempt_2": [[0]]}],  # 1 entry for 2 test inputs
@@ -123,6 +123,7 @@ def test_validate_reports_every_problem_of_every_task():
         "e": [{}],  # both attempts missing
         # f missing
         "g": [],
+        "h": None,  # there, but null: not "missing"
     }
     assert validate_submission(ch, submission) == [
         "task a: expected a list of 1 test entries, got dict",
@@ -133,6 +134,7 @@ def test_validate_reports_every_problem_of_every_task():
         "task e: test[0].attempt_1: missing",
         "task e: test[0].attempt_2: missing",
         "task f: missing",
+        "task h: expected a list of 1 test entries, got NoneType",
         "task g: not in the challenges file",
     ]
 
