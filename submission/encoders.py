@@ -1,7 +1,8 @@
 """Grid encoders: grid <-> text, as composable named presets.
 
-Decoding is strict (a grid is exactly what the encoder would have written, up to the closing
-fence and surrounding whitespace) and never raises anything but ``ParseError``.
+Decoding is strict (a grid is exactly what the encoder would have written, give or take newlines
+around it, and for fenced formats the closing fence and whitespace around the block) and never
+raises anything but ``ParseError``.
 """
 
 from __future__ import annotations

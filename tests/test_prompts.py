@@ -184,3 +184,21 @@ def test_the_answer_vocabulary_is_the_formats_characters_and_the_end_tokens(toke
         written = [tokenizer.decode([i]) for i in allowed if i not in ends]
         assert "".join(written) == characters and ends <= set(allowed)
         assert len(allowed) == len(characters) + 2  # one token per character in this byte-level vocabulary
+
+
+class ListTokenizer:
+    """A vocabulary written out: token i's text is VOCABULARY[i]."""
+
+    VOCABULARY = ["0", "12", "\n", "0123456789\n", "a1", "", "\n\n"]
+
+    def __len__(self):
+        return len(self.VOCABULARY)
+
+    def decode(self, ids):
+        return "".join(self.VOCABULARY[i] for i in ids)
+
+
+def test_the_answer_vocabulary_keeps_multi_character_tokens_made_of_answer_characters_only():
+    # "0123456789\n" uses every character of the minimal format and is still one of them; "a1" is not,
+    # and a token that writes nothing is no way to write an answer
+    assert answer_vocabulary(ListTokenizer(), get_encoder("minimal"), {99}) == (0, 1, 2, 3, 6, 99)
