@@ -112,11 +112,17 @@ def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, mode
         augmentations=1, **base))), "rows": rows}
 
 
+def _shown(path: str) -> str:
+    """A path as the docs show it: relative to the project when inside it (no machine's paths in docs)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else path
+
+
 def markdown(result: dict) -> str:
     lines = ["# Decoding per engine-second", "",
              f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} cores), "
              f"vLLM {result['engine']['vllm_version']} on {result['engine']['device']} ({result['engine']['dtype']}), "
-             f"{result['seconds']:.0f} s in all. Model: `{result['model']}`. Judge: top-4 candidates under 8 views. "
+             f"{result['seconds']:.0f} s in all. Model: `{_shown(result['model'])}`. Judge: top-4 candidates under 8 views. "
              "Engine seconds = generation + judge (for the judge selectors). Figures are written by the command; "
              "what they mean is in docs/benchmarks.md.", ""]
     for s in result["sets"]:

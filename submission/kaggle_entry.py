@@ -587,11 +587,11 @@ def training_projection(ttt: dict | None, tasks: int, engines: int, left: float)
     """Test-time fine-tuning of the whole test set, projected from the check run's adapter (run.json's
     ``ttt`` record): (seconds it would take, the lines to log, advice when it does not fit its share
     of the ``left`` seconds, else ""). Per task, the adapters train one child per GPU; shared is one."""
-    adapters = (ttt or {}).get("adapters") or {}
-    steps = sum(a.get("steps") or 0 for a in adapters.values())
-    seconds = sum(a.get("seconds") or 0.0 for a in adapters.values())
     if not ttt:
         return 0.0, [], ""
+    adapters = ttt.get("adapters") or {}
+    steps = sum(a.get("steps") or 0 for a in adapters.values())
+    seconds = sum(a.get("seconds") or 0.0 for a in adapters.values())
     settings = ttt.get("settings") or {}
     if not steps or not seconds:
         return 0.0, ["test-time fine-tuning trained no step in the check run (see its lines above): "

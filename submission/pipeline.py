@@ -372,7 +372,9 @@ def run(
 
     job = _Job(challenges, engine, tokenizer, settings, out_dir, deadline, log, predictions,
                plan_views(challenges.tasks, settings), adapters=adapters or {})
-    ending = model_ending(tokenizer, inputs.get("model"), tuple(stop_strings(get_encoder(settings.encoder))))
+    ending = None  # where a completion ends: dfs needs it, and the restricted vocabulary its end tokens
+    if settings.mode == "dfs" or settings.restrict_vocabulary:
+        ending = model_ending(tokenizer, inputs.get("model"), tuple(stop_strings(get_encoder(settings.encoder))))
     if settings.mode == "dfs":
         job.ending = ending
     if settings.restrict_vocabulary:
