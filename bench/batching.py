@@ -21,6 +21,7 @@ from dataclasses import replace
 from common import (Timer, tokens_out, add_common_arguments, add_engine_arguments, finish, forget_cached_prompts, load_tasks,
                     machine, rotations, start)
 
+from submission.engine import exit_process
 from submission.pipeline import RunSettings, plan_work, prepare_requests
 from submission.prompts import load_tokenizer
 
@@ -115,4 +116,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main)

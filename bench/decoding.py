@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from common import forget_cached_prompts, machine, write_scorecard  # noqa: E402
 from solve_rate import IN_FAMILY, per_task_mean, view_subset, write_heldout  # noqa: E402
 
-from submission.engine import EngineSettings, start_engine  # noqa: E402
+from submission.engine import EngineSettings, exit_process, start_engine  # noqa: E402
 from submission.judge import JudgeSettings, run_judge  # noqa: E402
 from submission.metrics import evaluate  # noqa: E402
 from submission.pipeline import RunSettings, plan_views, run  # noqa: E402
@@ -192,4 +192,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main)

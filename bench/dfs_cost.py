@@ -26,7 +26,7 @@ from common import forget_cached_prompts, machine  # noqa: E402
 
 from submission.dfs import DfsSettings, DfsStats, enumerate_completions, model_ending  # noqa: E402
 from submission.encoders import get_encoder, stop_strings  # noqa: E402
-from submission.engine import EngineSettings, VllmEngine  # noqa: E402
+from submission.engine import EngineSettings, VllmEngine, exit_process  # noqa: E402
 from submission.pipeline import RunSettings, plan_work, prepare_requests  # noqa: E402
 from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
 from submission.tasks import load_challenges  # noqa: E402
@@ -89,4 +89,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main)

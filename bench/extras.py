@@ -30,7 +30,7 @@ from common import (Timer, solutions_path, tokens_out, add_common_arguments, add
                     forget_cached_prompts, load_tasks, machine, rotations, start)
 
 from submission.augment import Augmentation
-from submission.engine import GenerationRequest
+from submission.engine import GenerationRequest, exit_process
 from submission.judge import JudgeSettings, needed_keys, run_judge, score_request
 from submission.pipeline import RunSettings, plan_work, prepare_requests
 from submission.predictions import Prediction
@@ -198,4 +198,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main)

@@ -29,7 +29,7 @@ from common import (ROOT, SAMPLE_CHALLENGES, EVAL_HINT, Timer, add_common_argume
 from qwen_like import build_qwen_like_tokenizer, merges_count
 
 from submission.encoders import get_encoder
-from submission.engine import Completion
+from submission.engine import Completion, exit_process
 from submission.judge import candidate_text
 from submission.pipeline import RunSettings, generate_predictions, plan_work, prepare_requests, run
 from submission.predictions import append_predictions, read_predictions
@@ -344,4 +344,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from common import machine, write_scorecard  # noqa: E402
 
-from submission.engine import EngineSettings, start_engine  # noqa: E402
+from submission.engine import EngineSettings, exit_process, start_engine  # noqa: E402
 from submission.families import generated_tasks  # noqa: E402
 from submission.judge import JudgeSettings, run_judge  # noqa: E402
 from submission.metrics import evaluate  # noqa: E402
@@ -237,4 +237,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main)
