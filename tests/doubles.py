@@ -70,18 +70,20 @@ class ScriptedEngine:
 
 class SlowBeamEngine(ScriptedEngine):
     """Beam search that takes ``seconds_per_prompt`` per prompt and cannot be interrupted, as
-    vLLM's; it notes when each call started and ended (time.monotonic())."""
+    vLLM's; it notes when each call started and ended on its clock."""
 
-    def __init__(self, completions: list[Completion], seconds_per_prompt: float = 0.0, max_model_len=8192):
+    def __init__(self, completions: list[Completion], seconds_per_prompt: float = 0.0, max_model_len=8192,
+                 clock=time):
         super().__init__(completions, max_model_len)
         self.seconds_per_prompt = seconds_per_prompt
+        self.clock = clock  # the time module, or a FakeClock
         self.spans = []
 
     def beam_search(self, requests, beam_width):
-        start = time.monotonic()
+        start = self.clock.monotonic()
         self.calls.append(len(requests))
-        time.sleep(self.seconds_per_prompt * len(requests))
-        self.spans.append((start, time.monotonic()))
+        self.clock.sleep(self.seconds_per_prompt * len(requests))
+        self.spans.append((start, self.clock.monotonic()))
         return [[self.completions[b % len(self.completions)] for b in range(beam_width)] for _ in requests]
 
 
