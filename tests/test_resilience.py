@@ -1,7 +1,6 @@
 """Rounds, resume and faults with engine doubles; the real-vLLM versions are in test_rounds_engine.py."""
 
 import json
-import time
 
 import numpy as np
 import pytest
