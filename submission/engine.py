@@ -431,6 +431,92 @@ class VllmEngine:
         }
 
 
+def api_problems() -> list[str]:
+    """What this module needs from the installed vLLM and does not find there: the methods, engine
+    arguments, request parameters and output types it uses, checked without starting an engine (so
+    without a GPU: a CUDA build such as Kaggle's pinned 0.19.1 is checked on a CPU machine). [] = none.
+    `python scripts/check_vllm_api.py` prints the verdict."""
+    import dataclasses
+    import inspect
+
+    import vllm
+    from vllm.engine.arg_utils import EngineArgs
+
+    problems = []
+
+    def check(what: str, test) -> None:
+        try:
+            if test() is False:
+                problems.append(what)
+        except Exception as exc:  # a missing name, or a parameter refused: the check's own failure
+            problems.append(f"{what} ({type(exc).__name__}: {exc})")
+
+    for method in ("enqueue", "generate", "beam_search", "get_tokenizer"):
+        check(f"LLM.{method}", lambda m=method: callable(getattr(vllm.LLM, m)))
+    for method in ("step", "has_unfinished_requests"):
+        check(f"LLMEngine.{method}", lambda m=method: callable(getattr(vllm.LLMEngine, m)))
+    check("LLMEngine.abort_request(ids, internal=...)",
+          lambda: "internal" in inspect.signature(vllm.LLMEngine.abort_request).parameters)
+    arguments = {f.name for f in dataclasses.fields(EngineArgs)}
+    used = ["max_logprobs", "kv_cache_memory_bytes", "enable_chunked_prefill", "max_num_batched_tokens",
+            "enable_prefix_caching", "max_num_seqs", "seed", "enforce_eager", "gpu_memory_utilization",
+            *lora_engine_kwargs(EngineSettings("", max_lora_rank=8))]
+    for name in used:
+        check(f"engine argument {name}", lambda n=name: n in arguments)
+    request = GenerationRequest((1, 2, 3), max_tokens=4, n=2, temperature=1.0, seed=0, stop=("\n\n",),
+                                top_logprobs=5, allowed_token_ids=(1, 2))
+    check("SamplingParams of a dfs request with a restricted vocabulary", lambda: _sampling_params(request))
+    check("SamplingParams of a judge score (prompt log-probs, no detokenizing)",
+          lambda: vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False,
+                                      **_flat_logprobs()))
+    check("log-probs per position as _completion reads them", _check_completion_logprobs)
+    check("log-probs of the model's raw distribution by default (logprobs_mode)", _check_raw_logprobs)
+
+    def beam_params():
+        from vllm.sampling_params import BeamSearchParams
+
+        return BeamSearchParams(beam_width=2, max_tokens=4, length_penalty=0.0)
+
+    check("BeamSearchParams(beam_width, max_tokens, length_penalty)", beam_params)
+
+    def lora_request():
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest("adapter-1", 1, "/adapter")
+
+    check("LoRARequest(name, id, path)", lora_request)
+    return problems
+
+
+def _check_completion_logprobs() -> bool:
+    """_completion over the per-position log-probs the installed vLLM returns (flat or a dict per position)."""
+    from types import SimpleNamespace
+
+    from vllm.logprobs import Logprob
+
+    positions = [{7: Logprob(-0.1, 1, None), 8: Logprob(-2.5, 2, None)}, {9: Logprob(-0.3, 1, None)}]
+    if _flat_logprobs():
+        from vllm.logprobs import FlatLogprobs
+
+        flat = FlatLogprobs()
+        for position in positions:
+            flat.append(position)
+        positions = flat
+    output = SimpleNamespace(text="ab", token_ids=[7, 9], cumulative_logprob=-0.4, finish_reason="stop",
+                             logprobs=positions)
+    done = _completion(output, top_logprobs=2)
+    return done.token_logprobs == (-0.1, -0.3) and done.alternatives == (((7, -0.1), (8, -2.5)), ((9, -0.3),))
+
+
+def _check_raw_logprobs() -> bool:
+    import dataclasses
+
+    from vllm.config import ModelConfig
+
+    mode = {f.name: f.default for f in dataclasses.fields(ModelConfig)}.get("logprobs_mode", "raw_logprobs")
+    return mode == "raw_logprobs"  # before the setting existed, log-probs were always the raw ones
+
+
 class EngineStartError(RuntimeError):
     """The engine cannot start; the message names the cause a user can act on."""
 

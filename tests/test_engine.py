@@ -134,3 +134,24 @@ def test_a_restricted_vocabulary_writes_only_the_answer_formats_tokens(vllm_engi
     assert any(set(c.token_ids) - set(allowed) for c in out_free)  # the random tiny model writes anything
     for completion in out_restricted:
         assert set(completion.token_ids) <= set(allowed) and set(completion.text) <= set("0123456789\n")
+
+
+def test_the_installed_vllm_has_every_call_the_engine_module_makes(monkeypatch):
+    import vllm
+
+    from submission.engine import api_problems
+
+    assert api_problems() == []
+    monkeypatch.delattr(vllm.LLM, "enqueue")
+    real = vllm.SamplingParams
+
+    def without_allowed_token_ids(*args, allowed_token_ids=None, **kwargs):
+        if allowed_token_ids is not None:
+            raise TypeError("unexpected keyword argument 'allowed_token_ids'")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vllm, "SamplingParams", without_allowed_token_ids)
+    problems = api_problems()
+    assert problems[0].startswith("LLM.enqueue (AttributeError")
+    assert problems[1:] == ["SamplingParams of a dfs request with a restricted vocabulary "
+                            "(TypeError: unexpected keyword argument 'allowed_token_ids')"]
