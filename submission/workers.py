@@ -36,7 +36,7 @@ def share_out(requests: list[GenerationRequest], workers: int) -> list[list[int]
 def _worker_main(conn, settings: EngineSettings, devices: str | None, index: int) -> None:
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices  # before torch/vllm are imported
-    from .engine import start_engine
+    from .engine import leave_without_teardown, start_engine
 
     def log(message: str) -> None:
         print(f"[worker {index}] {message}", flush=True)
@@ -62,6 +62,7 @@ def _worker_main(conn, settings: EngineSettings, devices: str | None, index: int
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         engine.close()
+    leave_without_teardown(0)  # a worker's teardown can abort as the main process's can
 
 
 class EnginePool:
