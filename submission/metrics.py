@@ -97,13 +97,15 @@ def evaluate(
 
 
 def format_table(metrics: dict, max_rows: int = 40) -> str:
-    """Per-task rows (worst score first, at most max_rows) and the overall line."""
-    header = f"{'task':<10} {'tests':>5} {'preds':>6} " + " ".join(f"{m:>14}" for m in METRICS)
-    lines = [header, "-" * len(header)]
+    """Per-task rows (worst score first, at most max_rows) and the overall line; the task column is
+    as wide as the longest id shown (ARC's ids are 8 characters, generated ones longer)."""
     tasks = sorted(metrics["tasks"], key=lambda t: (t["score"], t["pass_n"], t["task_id"]))
+    width = max([10] + [len(t["task_id"]) for t in tasks[:max_rows]])
+    header = f"{'task':<{width}} {'tests':>5} {'preds':>6} " + " ".join(f"{m:>14}" for m in METRICS)
+    lines = [header, "-" * len(header)]
     for t in tasks[:max_rows]:
         lines.append(
-            f"{t['task_id']:<10} {t['test_inputs']:>5} {t['predictions']:>6} "
+            f"{t['task_id']:<{width}} {t['test_inputs']:>5} {t['predictions']:>6} "
             + " ".join(f"{t[m]:>14.3f}" for m in METRICS)
         )
     if len(tasks) > max_rows:
@@ -111,6 +113,6 @@ def format_table(metrics: dict, max_rows: int = 40) -> str:
     o = metrics["overall"]
     lines.append("-" * len(header))
     lines.append(
-        f"{'overall':<10} {o['test_inputs']:>5} {o['predictions']:>6} " + " ".join(f"{o[m]:>14.3f}" for m in METRICS)
+        f"{'overall':<{width}} {o['test_inputs']:>5} {o['predictions']:>6} " + " ".join(f"{o[m]:>14.3f}" for m in METRICS)
     )
     return "\n".join(lines)

@@ -179,3 +179,15 @@ def test_format_table_cuts_at_max_rows(count, max_rows, more):
     assert len(lines) == 2 + shown + (more is not None) + 2
     assert lines[2 + shown - 1].startswith(f"t{shown - 1:02d} ")
     assert lines[2 + shown] == (more if more else RULE)
+
+
+def test_format_table_widens_the_task_column_for_a_long_id():
+    metrics = {"tasks": [row("heldout-0-00038", 1, 8, 1.0, 1.0, 0.25, 0.5, 0.5, 0.0),
+                         row("00576224", 1, 8, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)],
+               "overall": row("overall", 2, 16, 0.5, 0.5, 0.125, 0.25, 0.25, 0.0)}
+    lines = format_table(metrics).split("\n")
+    assert lines[0].startswith("task            tests  preds ")  # 15 characters of id, then the columns
+    assert lines[2].startswith("00576224            1      8 ")
+    assert lines[3].startswith("heldout-0-00038     1      8 ")
+    assert lines[5].startswith("overall             2     16 ")
+    assert len({len(line) for line in lines}) == 1  # every column lines up
