@@ -1,4 +1,3 @@
-import os
 import sys
 from pathlib import Path
 
@@ -9,19 +8,21 @@ SAMPLE = ROOT / "data" / "sample"
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
+_SESSION = []  # the test session, for its exit status at the very end
+
+
+def pytest_sessionstart(session):
+    _SESSION.append(session)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
     """Once every report is written, leave without the interpreter's teardown when the engine tests
     ran: vllm's C++ libraries can abort it (exit 134 after a green run; see engine.exit_process)."""
-    session = getattr(config, "_arc_session", None)
-    if "vllm" in sys.modules and session is not None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(int(session.exitstatus))
+    if "vllm" in sys.modules and _SESSION:
+        from submission.engine import leave_without_teardown
 
-
-def pytest_sessionstart(session):
-    session.config._arc_session = session
+        leave_without_teardown(int(_SESSION[-1].exitstatus))
 
 
 @pytest.fixture(scope="session")
