@@ -39,7 +39,7 @@ from build_tiny_model import VOCAB_MULTIPLE, _padded_vocab_size, build_tokenizer
 
 from submission import finetune  # noqa: E402
 from submission.encoders import get_encoder  # noqa: E402
-from submission.families import generate_task, generated_tasks  # noqa: E402
+from submission.families import FAMILIES, generate_task, generated_tasks  # noqa: E402
 from submission.prompts import Unanswerable, get_template  # noqa: E402
 
 ENCODER = "shape-row-numbers"
@@ -59,6 +59,25 @@ PRESETS = {
 CURRICULUM = ((0.0, 6), (0.25, 9), (0.5, 12))  # (share of the steps done, largest input side)
 
 
+def parse_family_weights(text: str) -> dict[str, float]:
+    """``"tiling=4,dihedral=2,colour-map"`` -> {family: weight}; a family without ``=`` weighs 1, a
+    family not named is never drawn."""
+    weights = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in FAMILIES:
+            raise ValueError(f"--families: unknown family {name!r}; choose from {', '.join(FAMILIES)}")
+        try:
+            weights[name] = float(value) if value else 1.0
+        except ValueError:
+            raise ValueError(f"--families: weight of {name} is {value!r}, not a number") from None
+        if weights[name] < 0:
+            raise ValueError(f"--families: weight of {name} is negative")
+    if not weights or sum(weights.values()) <= 0:
+        raise ValueError("--families: no family with a positive weight")
+    return weights
+
+
 def max_side_at(step: int, steps: int) -> int:
     done = step / max(steps, 1)
     return [side for start, side in CURRICULUM if done >= start][-1]
@@ -68,8 +87,9 @@ class StepData:
     """The micro-batches of a step, a pure function of (seed, step): resume needs no data state."""
 
     def __init__(self, tokenizer, seed: int, steps: int, step_tokens: int, micro_tokens: int, loss_on: str,
-                 max_side: int | None = None):
+                 max_side: int | None = None, family_weights: dict[str, float] | None = None):
         self.tokenizer, self.seed, self.steps, self.max_side = tokenizer, seed, steps, max_side
+        self.family_weights = family_weights
         self.step_tokens, self.micro_tokens, self.loss_on = step_tokens, micro_tokens, loss_on
         self.template, self.encoder = get_template(TEMPLATE), get_encoder(ENCODER)
 
@@ -78,7 +98,7 @@ class StepData:
         side = self.max_side or max_side_at(step, self.steps)
         out, total = [], 0
         while total < self.step_tokens:
-            g = generate_task(rng, max_side=side)
+            g = generate_task(rng, self._family(rng), max_side=side)
             view = finetune.random_augmentation(rng, len(g.task.train))
             try:
                 e = finetune.augmented_example(self.tokenizer, self.template, self.encoder, g.task, g.solution,
@@ -88,6 +108,15 @@ class StepData:
             out.append(e)
             total += len(e.ids)
         return out
+
+    def _family(self, rng: np.random.Generator) -> str | None:
+        """None (generate_task draws uniformly, the stream of the runs before --families) or a
+        family drawn by weight."""
+        if not self.family_weights:
+            return None
+        names = list(self.family_weights)
+        p = np.asarray([self.family_weights[n] for n in names])
+        return names[int(rng.choice(len(names), p=p / p.sum()))]
 
     def step(self, step: int) -> list[dict]:
         pad = self.tokenizer.pad_token_id
@@ -164,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-side", type=int,
                         help="largest input side of the training tasks, from the first step (default: the curriculum "
                              f"{CURRICULUM})")
+    parser.add_argument("--families", metavar="NAME=WEIGHT,...",
+                        help="draw the training tasks' families by these weights, e.g. 'tiling=3,dihedral=2,upscale' "
+                             f"(default: all of {', '.join(FAMILIES)} alike)")
     parser.add_argument("--step-tokens", type=int, help="tokens per optimizer step (default: the preset's)")
     parser.add_argument("--micro-tokens", type=int, help="padded tokens per forward pass (default: the preset's)")
     parser.add_argument("--learning-rate", type=float, help="peak learning rate (default: the preset's)")
@@ -171,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="start from this model folder's weights, or a checkpoint.pt's (same preset), instead "
                              "of random ones; the grids are full-size from the first step (no curriculum)")
     args = parser.parse_args(argv)
+    try:
+        family_weights = parse_family_weights(args.families) if args.families else None
+    except ValueError as e:
+        parser.error(str(e))
 
     import torch
 
@@ -209,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{preset['step_tokens']:,} tokens", flush=True)
 
     data = StepData(tokenizer, args.seed + (1000 if args.init_from else 0), steps, preset["step_tokens"],
-                    preset["micro_tokens"], args.loss_on, args.max_side or (12 if args.init_from else None))
+                    preset["micro_tokens"], args.loss_on, args.max_side or (12 if args.init_from else None), family_weights)
     template, encoder = get_template(TEMPLATE), get_encoder(ENCODER)
     held = []
     for g in generated_tasks(args.seed, args.heldout, purpose="heldout", max_side=args.max_side or 12):
@@ -228,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_every=50, seed=args.seed,
         extra={"preset": args.preset, **preset, "loss_on": args.loss_on, "encoder": ENCODER, "template": TEMPLATE,
                "max_len": MAX_LEN, "curriculum": CURRICULUM if not data.max_side else None,
-               "max_side": data.max_side, "init_from": args.init_from},
+               "max_side": data.max_side, "init_from": args.init_from, "families": family_weights},
     )
     started = time.time()
     summary = finetune.train(

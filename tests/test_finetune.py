@@ -158,3 +158,27 @@ def test_run_takes_the_format_from_the_model_folder_and_warns_on_a_contradiction
     resolve_prompt_format(args)
     assert (args.encoder, args.template) == ("shape-row-numbers", "output-from-examples-v1")
     assert capsys.readouterr().out.count("\n") == 1  # one line says the file is unusable
+
+
+def test_family_weights_are_parsed_exactly_and_bad_ones_named():
+    from train_demo_model import parse_family_weights
+
+    assert parse_family_weights("tiling=4, dihedral=2,colour-map") == {"tiling": 4.0, "dihedral": 2.0,
+                                                                       "colour-map": 1.0}
+    for text, message in [("tilings=2", "unknown family 'tilings'"), ("tiling=x", "weight of tiling is 'x'"),
+                          ("tiling=-1", "weight of tiling is negative"), ("tiling=0", "no family with a positive"),
+                          ("", "no family with a positive")]:
+        with pytest.raises(ValueError, match=message):
+            parse_family_weights(text)
+
+
+def test_training_tasks_are_drawn_from_the_weighted_families_only(tokenizer):
+    from train_demo_model import StepData
+
+    weighted = StepData(tokenizer.tokenizer, 0, 10, 4096, 4096, "outputs", 4, {"tiling": 3.0, "dihedral": 1.0})
+    rng = np.random.default_rng(0)
+    drawn = [weighted._family(rng) for _ in range(4000)]
+    assert set(drawn) == {"tiling", "dihedral"}
+    assert abs(drawn.count("tiling") / 4000 - 0.75) < 0.03
+    plain = StepData(tokenizer.tokenizer, 0, 10, 4096, 4096, "outputs", 4)
+    assert plain._family(np.random.default_rng(0)) is None  # generate_task draws: the stream of earlier runs
