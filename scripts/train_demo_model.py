@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="weights and data (default: %(default)s)")
     parser.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
     parser.add_argument("--minutes", type=float,
-                        help="fit the schedule to this much training time (measured after 20 steps)")
+                        help="fit the schedule to this much training time (at the speed of the first 20 steps, refitted "
+                             "every 50 steps in its first half)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when there is one)")
     parser.add_argument("--fp32", action="store_true", help="no bfloat16 autocast")
     parser.add_argument("--loss-on", choices=finetune.LOSS_ON, default="outputs",

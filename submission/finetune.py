@@ -275,6 +275,11 @@ def eval_batches(examples: list[TrainingExample], pad_id: int, tokens_per_batch:
     return out
 
 
+def fit_steps(step: int, seconds_per_step: float, seconds_left: float, requested: int) -> int:
+    """The schedule's length in steps so that it ends when the time does, at most ``requested``."""
+    return min(requested, max(step + 1, step + int(seconds_left / max(seconds_per_step, 1e-9))))
+
+
 def train(
     model,
     batches: Callable[[int], Iterator[list[dict]]],
@@ -285,6 +290,7 @@ def train(
     log: Callable[[str], None] = print,
     stop_after_seconds: float | None = None,
     time_limit: float | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> dict:
     """Train ``model`` for ``settings.steps`` steps on ``batches(start_step)`` (a stream, from that
     step on, of each step's padded micro-batches), resuming from ``out_dir/checkpoint.pt`` when it is there.
@@ -292,7 +298,10 @@ def train(
     Returns a summary (steps, seconds, tokens, the last held-out figures, the settings). The checkpoint is
     rewritten atomically every ``checkpoint_every`` steps and at the end; ``stop_after_seconds``
     ends early (with a checkpoint, the schedule unchanged: resume goes on). ``time_limit`` instead
-    shortens the schedule itself, after 20 measured steps, so the run ends annealed in that time.
+    shortens the schedule itself so the run ends annealed in that time: fitted after 20 measured steps,
+    then again every 50 steps while in the first half of the schedule, each time at the speed of the
+    steps since the last fit (steps slow down after the first ones on a shared CPU, and evaluations and
+    checkpoints cost time too).
     """
     import torch
     from tqdm import tqdm
@@ -321,12 +330,13 @@ def train(
         os.replace(tmp, ckpt_path)
 
     log_file = (out / LOG).open("a")
-    started = time.time()
+    started = clock()
     last_eval: dict = {}
-    window_loss, window_n, window_tokens, window_start = 0.0, 0, 0, time.time()
+    window_loss, window_n, window_tokens, window_start = 0.0, 0, 0, clock()
     bar = tqdm(total=settings.steps, initial=step, unit="step", dynamic_ncols=True, mininterval=2.0)
     stream = batches(step)
     first_step = step
+    fit_step, fit_time, requested = step, started, settings.steps
     try:
         while step < settings.steps:
             micro_batches = next(stream)  # one step: micro-batches of similar lengths, gradients summed
@@ -338,23 +348,26 @@ def train(
             window_tokens += n_tokens
             window_loss += step_loss
             window_n += 1
-            if time_limit is not None and step == first_step + 20:
-                # The schedule must end when the time does: fit the step count to the measured speed.
-                per_step = (time.time() - started) / 20
-                fitted = step + int((time_limit - (time.time() - started)) / per_step)
-                if fitted < settings.steps:
-                    settings = replace(settings, steps=max(step + 1, fitted))
+            if time_limit is not None and (step == first_step + 20 or (
+                    step > first_step + 20 and (step - first_step) % 50 == 0 and step < settings.steps / 2)):
+                # The schedule must end when the time does: fit the step count to the latest speed.
+                now = clock()
+                per_step = (now - fit_time) / (step - fit_step)
+                fitted = fit_steps(step, per_step, time_limit - (now - started), requested)
+                fit_step, fit_time = step, now
+                if fitted != settings.steps:
+                    settings = replace(settings, steps=fitted)
                     bar.total = settings.steps
                     log(f"{per_step:.2f} s per step: {settings.steps} steps fit in {time_limit:.0f} s")
-            elapsed = seconds_before + time.time() - started
+            elapsed = seconds_before + clock() - started
             if step % 10 == 0 or step == settings.steps:
-                rate = window_tokens / max(time.time() - window_start, 1e-9)
+                rate = window_tokens / max(clock() - window_start, 1e-9)
                 record = {"step": step, "loss": window_loss / window_n, "lr": lr, "tokens": tokens_seen,
                           "tokens_per_s": rate, "seconds": elapsed}
                 bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{rate:,.0f}", **(
                     {"heldout_exact": f"{last_eval['exact']:.2f}"} if last_eval else {}))
                 log_file.write(json.dumps(record) + "\n")
-                window_loss, window_n, window_tokens, window_start = 0.0, 0, 0, time.time()
+                window_loss, window_n, window_tokens, window_start = 0.0, 0, 0, clock()
             bar.update(1)
             if heldout and (step % settings.eval_every == 0 or step == settings.steps):
                 last_eval = evaluate_batches(model, heldout, device, settings.bf16)
@@ -364,14 +377,14 @@ def train(
             log_file.flush()
             if step % settings.checkpoint_every == 0 or step == settings.steps:
                 save_checkpoint(elapsed)
-            if stop_after_seconds is not None and time.time() - started > stop_after_seconds:
+            if stop_after_seconds is not None and clock() - started > stop_after_seconds:
                 save_checkpoint(elapsed)
                 log(f"stopping at step {step}: {stop_after_seconds:.0f} s of this session spent (resume to go on)")
                 break
     finally:
         bar.close()
         log_file.close()
-    elapsed = seconds_before + time.time() - started
+    elapsed = seconds_before + clock() - started
     write_loss_curve(out / LOG, out / "loss_curve.svg")
     return {"steps": step, "finished": step >= settings.steps, "seconds": round(elapsed, 1),
             "tokens": tokens_seen, "heldout": last_eval, "settings": asdict(settings)}

@@ -182,3 +182,33 @@ def test_training_tasks_are_drawn_from_the_weighted_families_only(tokenizer):
     assert abs(drawn.count("tiling") / 4000 - 0.75) < 0.03
     plain = StepData(tokenizer.tokenizer, 0, 10, 4096, 4096, "outputs", 4)
     assert plain._family(np.random.default_rng(0)) is None  # generate_task draws: the stream of earlier runs
+
+
+def test_fit_steps_ends_the_schedule_with_the_time():
+    assert finetune.fit_steps(20, 2.0, 100.0, 1000) == 70
+    assert finetune.fit_steps(20, 2.0, 10_000.0, 1000) == 1000  # never longer than asked
+    assert finetune.fit_steps(20, 2.0, -5.0, 1000) == 21  # out of time: one more step ends the schedule
+
+
+def test_a_time_limit_holds_when_steps_slow_down_after_the_first_ones(tmp_path, tokenizer):
+    pytest.importorskip("torch")  # in requirements-dev.txt: never skipped in make test
+    from train_demo_model import PRESETS, build_model
+
+    _, fixed = _fixed_batches(tokenizer, n_tasks=2)
+    now = [0.0]
+
+    def slowing(start):  # a fake clock: the first 20 steps take 1 s each, every later one 3 s
+        for step, micro in enumerate(fixed(start), start=start):
+            now[0] += 1.0 if step < 20 else 3.0
+            yield micro
+
+    model = build_model(PRESETS["test"], tokenizer.tokenizer, seed=0)
+    settings = finetune.TrainSettings(steps=1000, learning_rate=1e-3, warmup_steps=2, checkpoint_every=1000)
+    lines = []
+    summary = finetune.train(model, slowing, settings, tmp_path, log=lines.append, time_limit=120.0,
+                             clock=lambda: now[0])
+    # fitted to 120 steps after the first 20 (1 s each), then to 53 at step 50 (30 steps of 3 s: 110 s spent)
+    assert [line for line in lines if "steps fit" in line] == ["1.00 s per step: 120 steps fit in 120 s",
+                                                               "3.00 s per step: 53 steps fit in 120 s"]
+    assert summary["steps"] == 53 and summary["finished"]
+    assert now[0] == 20 * 1.0 + 33 * 3.0 <= 120.0
