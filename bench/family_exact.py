@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Per family, how often a model writes a held-out generated task's answer exactly.
+
+For each model and each family of submission/families.py: ``--tasks`` held-out generated tasks
+(inputs of sides up to ``--max-side``, stream "heldout", ``--seed``), each in its identity view; the
+mean loss per answer token and the exact rate (teacher-forced argmax equal to every answer token,
+which is what greedy decoding writes), as the training loop's held-out check measures it. No vLLM:
+a forward pass per task in transformers, seconds per model on this CPU. Shows where a model is
+weak before a run through the engine does.
+
+    python bench/family_exact.py --models models/arc-demo,runs/train-x --max-side 4 --tasks 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--models", default="models/arc-demo", help="comma-separated model folders")
+    parser.add_argument("--max-side", type=int, default=4, help="largest input side (default: %(default)s)")
+    parser.add_argument("--tasks", type=int, default=32, help="tasks per family (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=7, help="held-out stream seed (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "family_exact.json")
+    args = parser.parse_args(argv)
+
+    import torch
+    from build_tiny_model import build_tokenizer
+    from train_demo_model import ENCODER, MAX_LEN, TEMPLATE
+    from transformers import Qwen2ForCausalLM
+
+    from submission import finetune
+    from submission.encoders import get_encoder
+    from submission.families import FAMILIES, generated_tasks
+    from submission.prompts import Unanswerable, get_template, read_model_format
+
+    tokenizer = build_tokenizer()
+    results: dict[str, dict] = {}
+    for model_dir in args.models.split(","):
+        fmt, problem = read_model_format(model_dir)
+        if problem:
+            print(f"{problem}: the training script's format instead", file=sys.stderr)
+        template = get_template(fmt.get("template", TEMPLATE))
+        encoder = get_encoder(fmt.get("encoder", ENCODER))
+        model = Qwen2ForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+        results[model_dir] = {}
+        for family in FAMILIES:
+            examples = []
+            for g in generated_tasks(args.seed, args.tasks, purpose="heldout", max_side=args.max_side, family=family):
+                try:
+                    examples.append(finetune.training_example(tokenizer, template, encoder, g.task, g.solution,
+                                                              MAX_LEN, "answer"))
+                except Unanswerable:
+                    pass
+            batches = finetune.eval_batches(examples, tokenizer.pad_token_id, 4096)
+            r = finetune.evaluate_batches(model, batches, torch.device("cpu"), True)
+            results[model_dir][family] = {"tasks": len(examples), "loss": round(r["loss"], 4),
+                                          "exact": round(r["exact"], 4)}
+    models = list(results)
+    print(f"held-out generated tasks, sides up to {args.max_side}, {args.tasks} per family, seed {args.seed}: "
+          "answer loss / exact")
+    print("| family | " + " | ".join(models) + " |")
+    print("|---|" + "---|" * len(models))
+    for family in FAMILIES:
+        cells = [f"{results[m][family]['loss']:.3f} / {results[m][family]['exact']:.1%}" for m in models]
+        print(f"| {family} | " + " | ".join(cells) + " |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"max_side": args.max_side, "tasks": args.tasks, "seed": args.seed,
+                                    "results": results}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
