@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--models", default="models/arc-demo", help="comma-separated model folders")
+    parser.add_argument("--models", default=str(ROOT / "models" / "arc-demo"), help="comma-separated model folders")
     parser.add_argument("--max-side", type=int, default=4, help="largest input side (default: %(default)s)")
     parser.add_argument("--tasks", type=int, default=32, help="tasks per family (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="held-out stream seed (default: %(default)s)")
@@ -35,13 +35,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     from build_tiny_model import build_tokenizer
-    from train_demo_model import ENCODER, MAX_LEN, TEMPLATE
+    from train_demo_model import ENCODER, TEMPLATE, heldout_examples
     from transformers import Qwen2ForCausalLM
 
     from submission import finetune
     from submission.encoders import get_encoder
-    from submission.families import FAMILIES, generated_tasks
-    from submission.prompts import Unanswerable, get_template, read_model_format
+    from submission.families import FAMILIES
+    from submission.prompts import get_template, read_model_format
 
     tokenizer = build_tokenizer()
     results: dict[str, dict] = {}
@@ -54,13 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         model = Qwen2ForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
         results[model_dir] = {}
         for family in FAMILIES:
-            examples = []
-            for g in generated_tasks(args.seed, args.tasks, purpose="heldout", max_side=args.max_side, family=family):
-                try:
-                    examples.append(finetune.training_example(tokenizer, template, encoder, g.task, g.solution,
-                                                              MAX_LEN, "answer"))
-                except Unanswerable:
-                    pass
+            examples = heldout_examples(tokenizer, args.seed, args.tasks, args.max_side, family, template, encoder)
             batches = finetune.eval_batches(examples, tokenizer.pad_token_id, 4096)
             r = finetune.evaluate_batches(model, batches, torch.device("cpu"), True)
             results[model_dir][family] = {"tasks": len(examples), "loss": round(r["loss"], 4),

@@ -78,6 +78,20 @@ def parse_family_weights(text: str) -> dict[str, float]:
     return weights
 
 
+def heldout_examples(tokenizer, seed: int, n: int, max_side: int, family: str | None = None,
+                     template=None, encoder=None) -> list[finetune.TrainingExample]:
+    """Held-out generated tasks rendered for scoring the test answer alone (those too long for MAX_LEN
+    left out), in the training format unless a model folder's template/encoder are given."""
+    template, encoder = template or get_template(TEMPLATE), encoder or get_encoder(ENCODER)
+    out = []
+    for g in generated_tasks(seed, n, purpose="heldout", max_side=max_side, family=family):
+        try:
+            out.append(finetune.training_example(tokenizer, template, encoder, g.task, g.solution, MAX_LEN, "answer"))
+        except Unanswerable:
+            pass
+    return out
+
+
 def max_side_at(step: int, steps: int) -> int:
     done = step / max(steps, 1)
     return [side for start, side in CURRICULUM if done >= start][-1]
@@ -89,7 +103,9 @@ class StepData:
     def __init__(self, tokenizer, seed: int, steps: int, step_tokens: int, micro_tokens: int, loss_on: str,
                  max_side: int | None = None, family_weights: dict[str, float] | None = None):
         self.tokenizer, self.seed, self.steps, self.max_side = tokenizer, seed, steps, max_side
-        self.family_weights = family_weights
+        names = list(family_weights or ())  # drawn by weight; none: generate_task draws (earlier runs' stream)
+        self.families = names, np.asarray([family_weights[n] for n in names]) / sum(family_weights.values()) \
+            if names else None
         self.step_tokens, self.micro_tokens, self.loss_on = step_tokens, micro_tokens, loss_on
         self.template, self.encoder = get_template(TEMPLATE), get_encoder(ENCODER)
 
@@ -112,11 +128,8 @@ class StepData:
     def _family(self, rng: np.random.Generator) -> str | None:
         """None (generate_task draws uniformly, the stream of the runs before --families) or a
         family drawn by weight."""
-        if not self.family_weights:
-            return None
-        names = list(self.family_weights)
-        p = np.asarray([self.family_weights[n] for n in names])
-        return names[int(rng.choice(len(names), p=p / p.sum()))]
+        names, p = self.families
+        return names[int(rng.choice(len(names), p=p))] if names else None
 
     def step(self, step: int) -> list[dict]:
         pad = self.tokenizer.pad_token_id
@@ -247,13 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = StepData(tokenizer, args.seed + (1000 if args.init_from else 0), steps, preset["step_tokens"],
                     preset["micro_tokens"], args.loss_on, args.max_side or (12 if args.init_from else None), family_weights)
-    template, encoder = get_template(TEMPLATE), get_encoder(ENCODER)
-    held = []
-    for g in generated_tasks(args.seed, args.heldout, purpose="heldout", max_side=args.max_side or 12):
-        try:
-            held.append(finetune.training_example(tokenizer, template, encoder, g.task, g.solution, MAX_LEN, "answer"))
-        except Unanswerable:
-            pass
+    held = heldout_examples(tokenizer, args.seed, args.heldout, args.max_side or 12)
     heldout = finetune.eval_batches(held, tokenizer.pad_token_id, preset["micro_tokens"])
     workers = args.workers if args.workers >= 0 else (12 if device != "cpu" else 0)
     if device == "cpu":
