@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-side", type=int, default=4, help="largest input side (default: %(default)s)")
     parser.add_argument("--tasks", type=int, default=32, help="tasks per family (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=7, help="held-out stream seed (default: %(default)s)")
+    parser.add_argument("--pair-colours", type=float, default=0.0, metavar="P",
+                        help="share of tasks whose pairs each have their own colours (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "family_exact.json")
     args = parser.parse_args(argv)
 
@@ -54,13 +56,15 @@ def main(argv: list[str] | None = None) -> int:
         model = Qwen2ForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
         results[model_dir] = {}
         for family in FAMILIES:
-            examples = heldout_examples(tokenizer, args.seed, args.tasks, args.max_side, family, template, encoder)
+            examples = heldout_examples(tokenizer, args.seed, args.tasks, args.max_side, family, template, encoder,
+                                        args.pair_colours)
             batches = finetune.eval_batches(examples, tokenizer.pad_token_id, 4096)
             r = finetune.evaluate_batches(model, batches, torch.device("cpu"), True)
             results[model_dir][family] = {"tasks": len(examples), "loss": round(r["loss"], 4),
                                           "exact": round(r["exact"], 4)}
     models = list(results)
-    print(f"held-out generated tasks, sides up to {args.max_side}, {args.tasks} per family, seed {args.seed}: "
+    print(f"held-out generated tasks, sides up to {args.max_side}, {args.tasks} per family, seed {args.seed}, "
+          f"pair colours {args.pair_colours}: "
           "answer loss / exact")
     print("| family | " + " | ".join(models) + " |")
     print("|---|" + "---|" * len(models))
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {family} | " + " | ".join(cells) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"max_side": args.max_side, "tasks": args.tasks, "seed": args.seed,
-                                    "results": results}, indent=1) + "\n")
+                                    "pair_colours": args.pair_colours, "results": results}, indent=1) + "\n")
     return 0
 
 

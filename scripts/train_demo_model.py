@@ -79,12 +79,12 @@ def parse_family_weights(text: str) -> dict[str, float]:
 
 
 def heldout_examples(tokenizer, seed: int, n: int, max_side: int, family: str | None = None,
-                     template=None, encoder=None) -> list[finetune.TrainingExample]:
+                     template=None, encoder=None, pair_colours: float = 0.0) -> list[finetune.TrainingExample]:
     """Held-out generated tasks rendered for scoring the test answer alone (those too long for MAX_LEN
     left out), in the training format unless a model folder's template/encoder are given."""
     template, encoder = template or get_template(TEMPLATE), encoder or get_encoder(ENCODER)
     out = []
-    for g in generated_tasks(seed, n, purpose="heldout", max_side=max_side, family=family):
+    for g in generated_tasks(seed, n, purpose="heldout", max_side=max_side, family=family, pair_colours=pair_colours):
         try:
             out.append(finetune.training_example(tokenizer, template, encoder, g.task, g.solution, MAX_LEN, "answer"))
         except Unanswerable:
@@ -101,8 +101,10 @@ class StepData:
     """The micro-batches of a step, a pure function of (seed, step): resume needs no data state."""
 
     def __init__(self, tokenizer, seed: int, steps: int, step_tokens: int, micro_tokens: int, loss_on: str,
-                 max_side: int | None = None, family_weights: dict[str, float] | None = None):
+                 max_side: int | None = None, family_weights: dict[str, float] | None = None,
+                 pair_colours: float = 0.0):
         self.tokenizer, self.seed, self.steps, self.max_side = tokenizer, seed, steps, max_side
+        self.pair_colours = pair_colours
         names = list(family_weights or ())  # drawn by weight; none: generate_task draws (earlier runs' stream)
         self.families = names, np.asarray([family_weights[n] for n in names]) / sum(family_weights.values()) \
             if names else None
@@ -114,7 +116,7 @@ class StepData:
         side = self.max_side or max_side_at(step, self.steps)
         out, total = [], 0
         while total < self.step_tokens:
-            g = generate_task(rng, self._family(rng), max_side=side)
+            g = generate_task(rng, self._family(rng), max_side=side, pair_colours=self.pair_colours)
             view = finetune.random_augmentation(rng, len(g.task.train))
             try:
                 e = finetune.augmented_example(self.tokenizer, self.template, self.encoder, g.task, g.solution,
@@ -210,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--families", metavar="NAME=WEIGHT,...",
                         help="draw the training tasks' families by these weights, e.g. 'tiling=3,dihedral=2,upscale' "
                              f"(default: all of {', '.join(FAMILIES)} alike)")
+    parser.add_argument("--pair-colours", type=float, default=0.0, metavar="P",
+                        help="probability that a training task gives each pair its own colours from a pool of 3-8, "
+                             "dense grids often without background, as many real tasks do (default: %(default)s, the "
+                             "stream of the earlier stages)")
     parser.add_argument("--step-tokens", type=int, help="tokens per optimizer step (default: the preset's)")
     parser.add_argument("--micro-tokens", type=int, help="padded tokens per forward pass (default: the preset's)")
     parser.add_argument("--learning-rate", type=float, help="peak learning rate (default: the preset's)")
@@ -217,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="start from this model folder's weights, or a checkpoint.pt's (same preset), instead "
                              "of random ones; the grids are full-size from the first step (no curriculum)")
     args = parser.parse_args(argv)
+    if not 0 <= args.pair_colours <= 1:
+        parser.error(f"--pair-colours {args.pair_colours}: a probability, from 0 to 1")
     try:
         family_weights = parse_family_weights(args.families) if args.families else None
     except ValueError as e:
@@ -259,8 +267,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{preset['step_tokens']:,} tokens", flush=True)
 
     data = StepData(tokenizer, args.seed + (1000 if args.init_from else 0), steps, preset["step_tokens"],
-                    preset["micro_tokens"], args.loss_on, args.max_side or (12 if args.init_from else None), family_weights)
-    held = heldout_examples(tokenizer, args.seed, args.heldout, args.max_side or 12)
+                    preset["micro_tokens"], args.loss_on, args.max_side or (12 if args.init_from else None), family_weights,
+                    args.pair_colours)
+    held = heldout_examples(tokenizer, args.seed, args.heldout, args.max_side or 12, pair_colours=args.pair_colours)
     heldout = finetune.eval_batches(held, tokenizer.pad_token_id, preset["micro_tokens"])
     workers = args.workers if args.workers >= 0 else (12 if device != "cpu" else 0)
     if device == "cpu":
@@ -272,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_every=50, seed=args.seed,
         extra={"preset": args.preset, **preset, "loss_on": args.loss_on, "encoder": ENCODER, "template": TEMPLATE,
                "max_len": MAX_LEN, "curriculum": CURRICULUM if not data.max_side else None,
-               "max_side": data.max_side, "init_from": args.init_from, "families": family_weights},
+               "max_side": data.max_side, "init_from": args.init_from, "families": family_weights,
+               "pair_colours": args.pair_colours},
     )
     started = time.time()
     summary = finetune.train(

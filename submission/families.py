@@ -240,8 +240,13 @@ class GeneratedTask:
     params: str
 
 
-def random_grid(rng: np.random.Generator, h: int, w: int, colours: tuple[int, ...]) -> Grid:
-    """An ARC-looking grid: background 0 with a few objects, sparse noise, or a dense pattern."""
+def random_grid(rng: np.random.Generator, h: int, w: int, colours: tuple[int, ...], dense: bool = False) -> Grid:
+    """An ARC-looking grid: background 0 with a few objects, sparse noise, or a dense pattern; with
+    ``dense``, every cell coloured (no background unless there is a single colour), as in the many
+    real 3x3 tasks (3c9b0459, 6150a2bd)."""
+    if dense:
+        palette = colours if len(colours) > 1 else (0,) + colours
+        return rng.choice(np.asarray(palette, dtype=np.uint8), size=(h, w))
     style = rng.choice(["objects", "objects", "noise", "dense"], p=[0.35, 0.25, 0.25, 0.15])
     grid = np.zeros((h, w), dtype=np.uint8)
     if style == "dense":
@@ -266,8 +271,9 @@ def random_grid(rng: np.random.Generator, h: int, w: int, colours: tuple[int, ..
     return grid
 
 
-def _draw_family(rng: np.random.Generator, family: str, max_side: int):
-    """(transform, params text, input side range, square inputs?, colours the inputs must share)."""
+def _draw_family(rng: np.random.Generator, family: str, max_side: int, pool: tuple[int, ...] | None = None):
+    """(transform, params text, input side range, square inputs?). A colour map permutes or replaces
+    colours of ``pool`` where one is given (the task's colours), else of all ten."""
     square = False
     lo, hi = MIN_SIDE, max_side
     if family == "dihedral":
@@ -277,7 +283,14 @@ def _draw_family(rng: np.random.Generator, family: str, max_side: int):
     if family in ("colour-map", "dihedral+colour-map"):
         k = int(rng.integers(1, 8)) if family != "colour-map" else 0
         mapping = list(range(10))
-        if rng.random() < 0.5:  # a permutation of a few colours
+        if pool is not None and rng.random() < 0.5:  # many of the task's colours permuted (0d3d703e)
+            chosen = rng.choice(np.asarray(pool), size=int(rng.integers(2, len(pool) + 1)), replace=False)
+            shuffled = rng.permutation(chosen)
+            while np.array_equal(shuffled, chosen):
+                shuffled = rng.permutation(chosen)
+            for a, b in zip(chosen, shuffled):
+                mapping[int(a)] = int(b)
+        elif rng.random() < 0.5:  # a permutation of a few colours
             chosen = rng.choice(np.arange(10), size=int(rng.integers(2, 5)), replace=False)
             shuffled = rng.permutation(chosen)
             while np.array_equal(shuffled, chosen):
@@ -339,15 +352,26 @@ def _tiling_blocks(rng: np.random.Generator, layout: tuple[int, int], square: bo
 
 
 def generate_task(
-    rng: np.random.Generator, family: str | None = None, max_side: int = MAX_INPUT_SIDE, task_id: str = "generated"
+    rng: np.random.Generator, family: str | None = None, max_side: int = MAX_INPUT_SIDE, task_id: str = "generated",
+    pair_colours: float = 0.0,
 ) -> GeneratedTask:
     """One task of ``family`` (drawn when None): 2-4 train pairs and one test input, inputs of sides
     2..max_side. Drawn again until the checker finds the family among its explanations of the train
-    pairs and the test pair is not a copy of its input."""
+    pairs and the test pair is not a copy of its input.
+
+    With probability ``pair_colours`` a task draws a pool of 3-8 colours and each pair its own few
+    of them, as real tasks do (3c9b0459, 0d3d703e), and 40% of those tasks fill every cell (a model
+    trained on mostly-background grids writes none of those right); otherwise every pair shares the
+    task's 1-4 colours. At 0 (the default) no draw is spent on it,
+    so the stream is the one every earlier model was trained on."""
     max_side = max(MIN_SIDE, min(max_side, MAX_INPUT_SIDE))
     fam = family or FAMILIES[int(rng.integers(len(FAMILIES)))]
     for _ in range(200):
-        transform, params, (lo, hi), square = _draw_family(rng, fam, max_side)
+        varied = pair_colours > 0 and rng.random() < pair_colours
+        dense = varied and rng.random() < 0.4
+        pool = tuple(int(c) for c in rng.choice(np.arange(1, 10), size=int(rng.integers(3, 9)), replace=False)) \
+            if varied else None
+        transform, params, (lo, hi), square = _draw_family(rng, fam, max_side, pool)
         hi = max(lo, hi)
         n_colours = int(rng.integers(1, 5))
         colours = tuple(int(c) for c in rng.choice(np.arange(1, 10), size=n_colours, replace=False))
@@ -357,7 +381,12 @@ def generate_task(
             w = h if square else int(rng.integers(lo, hi + 1))
             if fam == "crop-half":
                 h, w = h + h % 2, w + w % 2
-            x = random_grid(rng, h, w, colours)
+            if varied:
+                own = tuple(int(c) for c in rng.choice(np.asarray(pool), size=int(rng.integers(1, min(4, len(pool)) + 1)),
+                                                        replace=False))
+                x = random_grid(rng, h, w, own, dense)
+            else:
+                x = random_grid(rng, h, w, colours)
             if fam == "shift":  # keep content inside, so nothing is lost off the edge
                 x = shift(shift(x, *_shift_of(params)), *(-v for v in _shift_of(params)))
             pairs.append((x, transform(x)))
@@ -384,11 +413,12 @@ def _shift_of(params: str) -> tuple[int, int]:
 
 
 def generated_tasks(seed: int, n: int, purpose: str = "train", max_side: int = MAX_INPUT_SIDE,
-                    family: str | None = None) -> list[GeneratedTask]:
+                    family: str | None = None, pair_colours: float = 0.0) -> list[GeneratedTask]:
     """n tasks from a seed. ``purpose`` keeps the streams apart: held-out tasks ("heldout") never
     share a generator state with training tasks ("train"), whatever the seeds."""
     stream = {"train": 0, "heldout": 1, "test": 2}[purpose]
     return [
-        generate_task(np.random.default_rng([stream, seed, i]), family, max_side, task_id=f"{purpose}-{seed}-{i:05d}")
+        generate_task(np.random.default_rng([stream, seed, i]), family, max_side, task_id=f"{purpose}-{seed}-{i:05d}",
+                      pair_colours=pair_colours)
         for i in range(n)
     ]
