@@ -4,9 +4,10 @@
 For each model and each family of submission/families.py: ``--tasks`` held-out generated tasks
 (inputs of sides up to ``--max-side``, stream "heldout", ``--seed``), each in its identity view; the
 mean loss per answer token and the exact rate (teacher-forced argmax equal to every answer token,
-which is what greedy decoding writes), as the training loop's held-out check measures it. No vLLM:
-a forward pass per task in transformers, seconds per model on this CPU. Shows where a model is
-weak before a run through the engine does.
+which is what greedy decoding writes), as the training loop's held-out check measures it. The same
+on the real ARC-AGI-1 tasks of each family (``--real``: every test input, identity view; for
+measurement only, never training data). No vLLM: a forward pass per task in transformers, seconds
+per model on this CPU. Shows where a model is weak before a run through the engine does.
 
     python bench/family_exact.py --models models/arc-demo,runs/train-x --max-side 4 --tasks 32
 """
@@ -23,6 +24,21 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
+def real_tasks(folder: Path) -> dict[str, list]:
+    """Per family, (task cut to one test input, its answer) for every test input of the folder's tasks."""
+    from dataclasses import replace
+
+    from submission.tasks import load_challenges, load_solutions
+
+    challenges, solutions = load_challenges(folder / "challenges.json"), load_solutions(folder / "solutions.json")[0]
+    out: dict[str, list] = {}
+    for entry in json.loads((folder / "families.json").read_text()):
+        task = challenges.tasks[entry["task"]]
+        for x, answer in zip(task.test_inputs, solutions[entry["task"]]):
+            out.setdefault(entry["family"], []).append((replace(task, test_inputs=(x,)), answer))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -32,20 +48,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="held-out stream seed (default: %(default)s)")
     parser.add_argument("--pair-colours", type=float, default=0.0, metavar="P",
                         help="share of tasks whose pairs each have their own colours (default: %(default)s)")
+    parser.add_argument("--real", type=Path, default=ROOT / "data" / "arc-agi-1-in-family",
+                        help="folder of real tasks with families.json, challenges.json and solutions.json "
+                             "(default: %(default)s; 'none' skips them)")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "family_exact.json")
     args = parser.parse_args(argv)
 
     import torch
     from build_tiny_model import build_tokenizer
-    from train_demo_model import ENCODER, TEMPLATE, heldout_examples
+    from train_demo_model import ENCODER, MAX_LEN, TEMPLATE, heldout_examples
     from transformers import Qwen2ForCausalLM
 
     from submission import finetune
     from submission.encoders import get_encoder
     from submission.families import FAMILIES
-    from submission.prompts import get_template, read_model_format
+    from submission.prompts import Unanswerable, get_template, read_model_format
 
     tokenizer = build_tokenizer()
+    real = real_tasks(args.real) if str(args.real) != "none" else {}
     results: dict[str, dict] = {}
     for model_dir in args.models.split(","):
         fmt, problem = read_model_format(model_dir)
@@ -62,15 +82,28 @@ def main(argv: list[str] | None = None) -> int:
             r = finetune.evaluate_batches(model, batches, torch.device("cpu"), True)
             results[model_dir][family] = {"tasks": len(examples), "loss": round(r["loss"], 4),
                                           "exact": round(r["exact"], 4)}
+            if family in real:
+                examples = []
+                for task, answer in real[family]:
+                    try:
+                        examples.append(finetune.training_example(tokenizer, template, encoder, task, answer,
+                                                                  MAX_LEN, "answer"))
+                    except Unanswerable:
+                        pass
+                r = finetune.evaluate_batches(model, finetune.eval_batches(examples, tokenizer.pad_token_id, 4096),
+                                              torch.device("cpu"), True)
+                results[model_dir][f"real {family}"] = {"tasks": len(examples), "loss": round(r["loss"], 4),
+                                                        "exact": round(r["exact"], 4)}
     models = list(results)
     print(f"held-out generated tasks, sides up to {args.max_side}, {args.tasks} per family, seed {args.seed}, "
           f"pair colours {args.pair_colours}: "
           "answer loss / exact")
     print("| family | " + " | ".join(models) + " |")
     print("|---|" + "---|" * len(models))
-    for family in FAMILIES:
-        cells = [f"{results[m][family]['loss']:.3f} / {results[m][family]['exact']:.1%}" for m in models]
-        print(f"| {family} | " + " | ".join(cells) + " |")
+    rows = list(FAMILIES) + [f"real {family}" for family in FAMILIES if family in real]
+    for row in rows:
+        cells = [f"{results[m][row]['loss']:.3f} / {results[m][row]['exact']:.1%}" for m in models]
+        print(f"| {row} ({results[models[0]][row]['tasks']}) | " + " | ".join(cells) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"max_side": args.max_side, "tasks": args.tasks, "seed": args.seed,
                                     "pair_colours": args.pair_colours, "results": results}, indent=1) + "\n")

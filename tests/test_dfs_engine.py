@@ -141,9 +141,11 @@ def test_a_dfs_run_cut_by_its_budget_ends_inside_it_with_what_it_found(demo_fp32
 
     challenges = load_challenges(DEMO_TASKS / "challenges.json")
     tokenizer = load_tokenizer(str(DEMO_MODEL))
-    # 128 prompts in chunks of 16: about 40 s of enumeration here, cut at 12 s
+    # 160 prompts in chunks of 16: about 40 s of enumeration here, cut at 12 s. The reserve is the
+    # time the run keeps for aborting what is in flight and its final writes: 1 s overran by 0.02 s
+    # under make test's load once, so 3 s (the assertion below is unchanged)
     settings = RunSettings(augmentations=8, encoder="shape-row-numbers", template="output-from-examples-compact",
-                           mode="dfs", min_prob=0.05, chunk_prompts=16, time_budget=12, reserve_seconds=1)
+                           mode="dfs", min_prob=0.05, chunk_prompts=16, time_budget=12, reserve_seconds=3)
     started = time.monotonic()
     record = run(challenges, demo_fp32_engine, tokenizer, tmp_path, settings, {"model": str(DEMO_MODEL)},
                  log=lambda _: None, started=started)
@@ -151,5 +153,5 @@ def test_a_dfs_run_cut_by_its_budget_ends_inside_it_with_what_it_found(demo_fp32
     assert record["status"] == "time budget reached"
     rows = [json.loads(line) for line in open(tmp_path / "predictions.jsonl")]
     assert 0 < len(rows) == record["predictions"] and record["dfs"]["candidates"] >= len(rows)
-    assert sum(r["sample"] == 0 for r in rows) < 128
+    assert sum(r["sample"] == 0 for r in rows) < 160
     assert validate_submission(challenges, json.loads((tmp_path / "submission.json").read_text())) == []

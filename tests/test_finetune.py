@@ -184,6 +184,18 @@ def test_training_tasks_are_drawn_from_the_weighted_families_only(tokenizer):
     assert plain._family(np.random.default_rng(0)) is None  # generate_task draws: the stream of earlier runs
 
 
+def test_pair_colours_reach_the_training_tasks_and_zero_keeps_the_earlier_stream(tokenizer):
+    from train_demo_model import StepData
+
+    def step_ids(**kwargs):
+        data = StepData(tokenizer.tokenizer, 0, 10, 2048, 2048, "outputs", 4, {"dihedral": 1.0}, **kwargs)
+        return [e.ids.tolist() for e in data.examples(3)]
+
+    assert step_ids(pair_colours=0.0) == step_ids()
+    varied = step_ids(pair_colours=1.0)
+    assert varied != step_ids()
+
+
 def test_fit_steps_ends_the_schedule_with_the_time():
     assert finetune.fit_steps(20, 2.0, 100.0, 1000) == 70
     assert finetune.fit_steps(20, 2.0, 10_000.0, 1000) == 1000  # never longer than asked
