@@ -56,13 +56,13 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
     from build_tiny_model import build_tokenizer
-    from train_demo_model import ENCODER, MAX_LEN, TEMPLATE, heldout_examples
+    from train_demo_model import ENCODER, TEMPLATE, answer_examples, heldout_examples
     from transformers import Qwen2ForCausalLM
 
     from submission import finetune
     from submission.encoders import get_encoder
     from submission.families import FAMILIES
-    from submission.prompts import Unanswerable, get_template, read_model_format
+    from submission.prompts import get_template, read_model_format
 
     tokenizer = build_tokenizer()
     real = real_tasks(args.real) if str(args.real) != "none" else {}
@@ -75,25 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         encoder = get_encoder(fmt.get("encoder", ENCODER))
         model = Qwen2ForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
         results[model_dir] = {}
+        def score(examples):
+            r = finetune.evaluate_batches(model, finetune.eval_batches(examples, tokenizer.pad_token_id, 4096),
+                                          torch.device("cpu"), True)
+            return {"tasks": len(examples), "loss": round(r["loss"], 4), "exact": round(r["exact"], 4)}
+
         for family in FAMILIES:
-            examples = heldout_examples(tokenizer, args.seed, args.tasks, args.max_side, family, template, encoder,
-                                        args.pair_colours)
-            batches = finetune.eval_batches(examples, tokenizer.pad_token_id, 4096)
-            r = finetune.evaluate_batches(model, batches, torch.device("cpu"), True)
-            results[model_dir][family] = {"tasks": len(examples), "loss": round(r["loss"], 4),
-                                          "exact": round(r["exact"], 4)}
+            results[model_dir][family] = score(heldout_examples(tokenizer, args.seed, args.tasks, args.max_side, family,
+                                                                template, encoder, args.pair_colours))
             if family in real:
-                examples = []
-                for task, answer in real[family]:
-                    try:
-                        examples.append(finetune.training_example(tokenizer, template, encoder, task, answer,
-                                                                  MAX_LEN, "answer"))
-                    except Unanswerable:
-                        pass
-                r = finetune.evaluate_batches(model, finetune.eval_batches(examples, tokenizer.pad_token_id, 4096),
-                                              torch.device("cpu"), True)
-                results[model_dir][f"real {family}"] = {"tasks": len(examples), "loss": round(r["loss"], 4),
-                                                        "exact": round(r["exact"], 4)}
+                results[model_dir][f"real {family}"] = score(answer_examples(tokenizer, real[family], template, encoder))
     models = list(results)
     print(f"held-out generated tasks, sides up to {args.max_side}, {args.tasks} per family, seed {args.seed}, "
           f"pair colours {args.pair_colours}: "

@@ -82,11 +82,18 @@ def heldout_examples(tokenizer, seed: int, n: int, max_side: int, family: str | 
                      template=None, encoder=None, pair_colours: float = 0.0) -> list[finetune.TrainingExample]:
     """Held-out generated tasks rendered for scoring the test answer alone (those too long for MAX_LEN
     left out), in the training format unless a model folder's template/encoder are given."""
+    tasks = generated_tasks(seed, n, purpose="heldout", max_side=max_side, family=family, pair_colours=pair_colours)
+    return answer_examples(tokenizer, [(g.task, g.solution) for g in tasks], template, encoder)
+
+
+def answer_examples(tokenizer, tasks_and_answers, template=None, encoder=None) -> list[finetune.TrainingExample]:
+    """(task, answer of its first test input) pairs rendered for scoring the answer alone, those too
+    long for MAX_LEN left out."""
     template, encoder = template or get_template(TEMPLATE), encoder or get_encoder(ENCODER)
     out = []
-    for g in generated_tasks(seed, n, purpose="heldout", max_side=max_side, family=family, pair_colours=pair_colours):
+    for task, answer in tasks_and_answers:
         try:
-            out.append(finetune.training_example(tokenizer, template, encoder, g.task, g.solution, MAX_LEN, "answer"))
+            out.append(finetune.training_example(tokenizer, template, encoder, task, answer, MAX_LEN, "answer"))
         except Unanswerable:
             pass
     return out
@@ -106,8 +113,8 @@ class StepData:
         self.tokenizer, self.seed, self.steps, self.max_side = tokenizer, seed, steps, max_side
         self.pair_colours = pair_colours
         names = list(family_weights or ())  # drawn by weight; none: generate_task draws (earlier runs' stream)
-        self.families = names, np.asarray([family_weights[n] for n in names]) / sum(family_weights.values()) \
-            if names else None
+        weights = np.asarray([family_weights[n] for n in names]) if names else np.ones(0)
+        self.families = names, weights / max(weights.sum(), 1e-12)
         self.step_tokens, self.micro_tokens, self.loss_on = step_tokens, micro_tokens, loss_on
         self.template, self.encoder = get_template(TEMPLATE), get_encoder(ENCODER)
 
@@ -213,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="draw the training tasks' families by these weights, e.g. 'tiling=3,dihedral=2,upscale' "
                              f"(default: all of {', '.join(FAMILIES)} alike)")
     parser.add_argument("--pair-colours", type=float, default=0.0, metavar="P",
-                        help="probability that a training task gives each pair its own colours from a pool of 3-8, "
-                             "dense grids often without background, as many real tasks do (default: %(default)s, the "
+                        help="probability that a training task gives each pair its own colours from a pool of 3-8 (40%% of "
+                             "those with every cell coloured), as many real tasks do (default: %(default)s, the "
                              "stream of the earlier stages)")
     parser.add_argument("--step-tokens", type=int, help="tokens per optimizer step (default: the preset's)")
     parser.add_argument("--micro-tokens", type=int, help="padded tokens per forward pass (default: the preset's)")
