@@ -145,15 +145,33 @@ def build_prompt(
     )
 
 
-def answer_token_budget(tokenizer, encoder, task: Task, margin: int = 8) -> int:
-    """max_tokens for a task: the tokens of its largest possible answer plus end-of-answer markup.
+MAX_GRID_SIDE = 30  # ARC's largest grid
+# Output sides that keep growing past every train pair's: feca6190's are 5, 10, 15 and its test
+# answer 20. A third more than the scaled test input holds every test output of ARC-AGI-1's
+# training and evaluation sets, and costs none of their prompts a train example at 8192 tokens.
+ANSWER_SIDE_HEADROOM = (4, 3)
 
-    The answer is bounded by a square as large as the largest side of any grid of the task
-    (outputs included, so tasks that scale their input are covered); square because a
-    dihedral view may transpose it.
+
+def answer_side_bound(task: Task) -> int:
+    """The side of the square an answer to the task fits in (square: a dihedral view may transpose it).
+
+    At least the largest grid of the task; where outputs scale their inputs, the largest test input
+    scaled as much as any train pair scales (60c09cac: 3->6 and 4->8, so its 5x5 test input needs
+    10, which no grid of the task reaches); then a third more for sizes that keep growing; at
+    most 30. Integer arithmetic: a float ratio could round 10 up to 11.
     """
-    side = max(max(g.shape) for ex in task.train for g in (ex.input, ex.output))
-    side = max(side, *(max(g.shape) for g in task.test_inputs))
+    largest = max(max(g.shape) for ex in task.train for g in (ex.input, ex.output))
+    test_side = max(max(g.shape) for g in task.test_inputs)
+    scaled = max(-(-test_side * max(ex.output.shape) // max(ex.input.shape)) for ex in task.train)
+    side = max(largest, test_side, scaled)
+    grow, by = ANSWER_SIDE_HEADROOM
+    return min(MAX_GRID_SIDE, -(-side * grow // by))
+
+
+def answer_token_budget(tokenizer, encoder, task: Task, margin: int = 8) -> int:
+    """max_tokens for a task: the tokens of its largest possible answer (a square of
+    ``answer_side_bound``) plus end-of-answer markup."""
+    side = answer_side_bound(task)
     largest = encoder.encode(np.zeros((side, side), dtype=np.uint8))
     return len(tokenizer.encode(largest, add_special_tokens=False)) + margin
 

@@ -6,9 +6,9 @@ import pytest
 
 from submission.augment import Augmentation
 from submission.encoders import get_encoder
-from submission.prompts import (Unanswerable, answer_token_budget, answer_vocabulary, build_prompt, get_template,
-                                load_tokenizer, render)
-from submission.tasks import Example, Task
+from submission.prompts import (Unanswerable, answer_side_bound, answer_token_budget, answer_vocabulary, build_prompt,
+                                get_template, load_tokenizer, render)
+from submission.tasks import Example, Task, load_challenges, load_solutions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,12 +70,42 @@ def test_prompt_fits_by_dropping_examples_last_first(tokenizer):
 
 def test_answer_budget_covers_the_largest_grid_of_the_task(tokenizer):
     encoder = get_encoder("shape-row-numbers")
-    budget = answer_token_budget(tokenizer, encoder, REFERENCE_TASK, margin=0)
-    assert budget == len(tokenizer.encode(encoder.encode(grid([[0, 0], [0, 0]])), add_special_tokens=False))
-    # the sample's tasks: a 30x30 answer would be ~1000 tokens; a 6x6 one far less
+    square = lambda side: len(tokenizer.encode(encoder.encode(np.zeros((side, side), np.uint8)),  # noqa: E731
+                                               add_special_tokens=False))
+    # the largest grid is 2x2, a third more is 3x3
+    assert answer_token_budget(tokenizer, encoder, REFERENCE_TASK, margin=0) == square(3)
     wide = Task("w", (Example(grid([[1] * 7] * 3), grid([[1]])),), (grid([[1]]),))
-    assert answer_token_budget(tokenizer, encoder, wide, margin=0) == len(
-        tokenizer.encode(encoder.encode(np.zeros((7, 7), np.uint8)), add_special_tokens=False))
+    assert answer_token_budget(tokenizer, encoder, wide, margin=0) == square(10)  # 7 and a third, rounded up
+
+
+def shapes_task(pairs, tests):
+    """A task of blank grids with the given (input, output) shapes of real ARC tasks."""
+    blank = lambda shape: np.zeros(shape, np.uint8)  # noqa: E731
+    return Task("shapes", tuple(Example(blank(i), blank(o)) for i, o in pairs), tuple(blank(t) for t in tests))
+
+
+@pytest.mark.parametrize("pairs, tests, side", [
+    ([((3, 3), (6, 6)), ((4, 4), (8, 8))], [(5, 5)], 14),  # 60c09cac: the 5x5 test input scales to 10, +1/3
+    ([((1, 5), (10, 10)), ((1, 5), (5, 5)), ((1, 5), (15, 15))], [(1, 5)], 20),  # feca6190: its answer is 20
+    ([((3, 3), (9, 9)), ((4, 4), (16, 16))], [(5, 5)], 27),  # ad7e01d0: the larger ratio, 4, scales 5 to 20
+    ([((5, 6), (5, 12)), ((5, 7), (5, 14))], [(5, 9)], 24),  # 963e52fc: 9 wide doubles to 18
+    ([((9, 9), (3, 3))], [(9, 9)], 12),  # outputs smaller than inputs: the largest grid, 9
+    ([((3, 3), (3, 3))], [(3, 3), (1, 7)], 10),  # the largest test input counts
+    ([((10, 10), (20, 20))], [(20, 20)], 30),  # never past ARC's 30
+])
+def test_answer_side_bound_scales_the_test_input_like_the_train_pairs(pairs, tests, side):
+    assert answer_side_bound(shapes_task(pairs, tests)) == side
+
+
+def test_every_answer_of_the_real_in_family_tasks_fits_its_budget():
+    # 60c09cac, c59eb873 and 833dafe3 scale their test inputs past every grid of the task: with a
+    # bound of the largest grid their answers were cut at max_tokens and could never be right
+    challenges = load_challenges(ROOT / "data" / "arc-agi-1-in-family" / "challenges.json")
+    solutions, _ = load_solutions(ROOT / "data" / "arc-agi-1-in-family" / "solutions.json")
+    assert not challenges.problems and len(challenges.tasks) == 37
+    too_large = [task_id for task_id, task in challenges.tasks.items()
+                 if max(max(answer.shape) for answer in solutions[task_id]) > answer_side_bound(task)]
+    assert too_large == []
 
 
 def test_augmented_prompt_shows_the_augmented_grids(tokenizer):
