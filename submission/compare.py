@@ -17,7 +17,7 @@ import numpy as np
 
 from .metrics import evaluate
 from .predictions import Prediction
-from .select import JudgeScores, TestKey, as_grid, get_selector, group_by_test_input
+from .select import JudgeScores, TestKey, as_grid, get_selector, group_by_test_input, input_copies_last
 from .submit import build_submission
 from .tasks import Challenges
 
@@ -52,7 +52,8 @@ def compare_methods(
                 continue
             for i, truth in enumerate(truths):
                 tests += 1
-                ranked = selector(groups.get((task_id, i), []))
+                ranked = input_copies_last(selector(groups.get((task_id, i), [])),
+                                           challenges.tasks[task_id].test_inputs[i])
                 target = as_grid(truth.tolist())
                 if target in ranked:
                     ranks.append(ranked.index(target) + 1)

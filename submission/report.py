@@ -18,7 +18,8 @@ import orjson
 
 from .metrics import evaluate
 from .predictions import Prediction
-from .select import JudgeScores, TestKey, as_grid, candidates, get_selector, group_by_test_input, judge_totals
+from .select import (JudgeScores, TestKey, as_grid, candidates, get_selector, group_by_test_input, input_copies_last,
+                     judge_totals)
 from .submit import build_submission, write_bytes_atomic
 from .tasks import Challenges
 
@@ -46,7 +47,8 @@ def task_entries(
     ranked: dict[TestKey, list] = {}  # each test input is ranked once, by build_submission
 
     def select_and_keep(group):
-        ranked[(group[0].task_id, group[0].test_index)] = result = select(group)
+        task_id, i = group[0].task_id, group[0].test_index
+        ranked[(task_id, i)] = result = input_copies_last(select(group), challenges.tasks[task_id].test_inputs[i])
         return result
 
     submission = build_submission(challenges, predictions, lambda group: select_and_keep(group) if group else [])

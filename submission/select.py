@@ -23,6 +23,11 @@ the first two. The methods (``--selector``):
   decoding found the grid plus its mean judge log-likelihood per view (a candidate found by one
   more view outranks one up to 1 nat more likely per view); judged candidates first by that
   score, then the rest in vote order.
+
+Whatever the method, a grid equal to its test input goes last (``input_copies_last``, applied
+where rankings become attempts: build_submission, and the ranks that compare and report show):
+no test output of ARC-AGI-1 (0 of 835, training and evaluation) equals its input, while a copy
+of the input is a weak model's commonest wrong answer.
 """
 
 from __future__ import annotations
@@ -53,6 +58,13 @@ class Candidate:
 
 def as_grid(rows: Iterable[Iterable[int]]) -> Grid:
     return tuple(tuple(int(v) for v in row) for row in rows)
+
+
+def input_copies_last(ranked: list[Grid], test_input) -> list[Grid]:
+    """The ranking with the grid equal to the test input moved to the end (kept: it still beats the
+    fallback)."""
+    copy = as_grid(test_input.tolist() if isinstance(test_input, np.ndarray) else test_input)
+    return [g for g in ranked if g != copy] + [g for g in ranked if g == copy]
 
 
 def group_by_test_input(predictions: Iterable[Prediction]) -> dict[tuple[str, int], list[Prediction]]:

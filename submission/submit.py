@@ -14,7 +14,7 @@ from typing import Callable
 import orjson
 
 from .predictions import Prediction
-from .select import Grid, group_by_test_input
+from .select import Grid, group_by_test_input, input_copies_last
 from .tasks import Challenges, GridError, to_grid
 
 # A task we could not read gets this: a valid grid, and the smallest guess.
@@ -38,8 +38,8 @@ def build_submission(
 ) -> dict[str, list[dict]]:
     """Two attempts for every test input of every task id in the challenges file.
 
-    With fewer than two candidates, the test input itself fills in: a valid grid of a
-    plausible size (and right for the tasks that leave parts of the input unchanged).
+    A candidate equal to the test input is ranked last (select.input_copies_last). With fewer than
+    two candidates, the test input itself fills in: a valid grid of a plausible size.
     """
     groups = group_by_test_input(predictions)
     submission = {}
@@ -48,7 +48,8 @@ def build_submission(
         entries = []
         for i in range(count):
             fallback = task.test_inputs[i].tolist() if task is not None else FALLBACK_GRID
-            ranked = selector(groups.get((task_id, i), [])) if task is not None else []
+            ranked = (input_copies_last(selector(groups.get((task_id, i), [])), task.test_inputs[i])
+                      if task is not None else [])
             entries.append(attempts_for(ranked, fallback))
         submission[task_id] = entries
     return submission

@@ -119,6 +119,15 @@ def test_entries_hold_every_task_and_sort_worst_first(sample_challenges, sample_
     assert [(c["votes"], c["correct"], c["judge"]) for c in test["candidates"]] == [(1, True, -1.0), (2, False, None)]
 
 
+def test_a_copy_of_the_test_input_is_shown_last_among_the_candidates(sample_challenges, sample_solutions):
+    copy, truth = sample_challenges.tasks["66e6c45b"].test_inputs[0], sample_solutions["66e6c45b"][0]
+    preds = [Prediction("66e6c45b", 0, f"d{s}", 0, "", grid.tolist(), None, -1.0, 10, "stop")
+             for s, grid in enumerate([copy, copy, truth])]
+    test = {e["id"]: e for e in task_entries(sample_challenges, preds, sample_solutions, "vote", None)}["66e6c45b"]
+    assert [(c["votes"], c["correct"]) for c in test["tests"][0]["candidates"]] == [(1, True), (2, False)]
+    assert [a["correct"] for a in test["tests"][0]["attempts"]] == [True, False]
+
+
 def test_report_opens_in_headless_chromium_and_shows_every_task(sample_challenges, sample_solutions, tmp_path):
     preds = sample_predictions(sample_challenges, sample_solutions)
     append_predictions(tmp_path / "predictions.jsonl", preds)

@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 
 from submission.predictions import Prediction
-from submission.select import candidates, grid_vote
+from submission.select import as_grid, candidates, grid_vote, input_copies_last
 from submission.submit import attempts_for, build_submission, fallback_submission, validate_submission
 
 A, B, C = [[1, 2]], [[3, 4]], [[5]]
@@ -78,3 +79,15 @@ def test_validate_names_each_problem(sample_challenges):
         "task 6ea4a07e: expected a list of 2 test entries, got 1",
         "task zzzzzzzz: not in the challenges file",
     ]
+
+
+def test_a_copy_of_the_test_input_ranks_last_and_the_next_grids_take_the_attempts(sample_challenges):
+    copy = sample_challenges.tasks["6ea4a07e"].test_inputs[1].tolist()
+    assert input_copies_last([as_grid(copy), as_grid(A), as_grid(B)], np.array(copy)) == [as_grid(A), as_grid(B),
+                                                                                          as_grid(copy)]
+    assert input_copies_last([as_grid(B), as_grid(A)], copy) == [as_grid(B), as_grid(A)]  # no copy: as it was
+    one_more = [pred(copy, task_id="6ea4a07e", test_index=1)] * 3 + [pred(A, task_id="6ea4a07e", test_index=1)]
+    submission = build_submission(sample_challenges, one_more, grid_vote)
+    assert submission["6ea4a07e"][1] == {"attempt_1": A, "attempt_2": copy}  # 3 votes for the copy, 1 for A
+    two_more = one_more + [pred(B, -9.0, task_id="6ea4a07e", test_index=1)]
+    assert build_submission(sample_challenges, two_more, grid_vote)["6ea4a07e"][1] == {"attempt_1": A, "attempt_2": B}

@@ -181,6 +181,14 @@ def test_compare_scores_ranks_and_costs():
     assert results["judge"].engine_seconds == 2.5 and results["vote"].engine_seconds == 0.0
 
 
+def test_compare_ranks_a_copy_of_the_test_input_last():
+    task = Task("t1", (Example(np.array([[1]], np.uint8), np.array([[2]], np.uint8)),), (np.array([[0]], np.uint8),))
+    challenges = Challenges({"t1": task}, (), {"t1": 1})
+    preds = [pred([[0]], task_id="t1")] * 3 + [pred([[6]], -1.0, task_id="t1"), pred([[5]], -2.0, task_id="t1")]
+    [result] = compare_methods(challenges, {"t1": (np.array([[5]], np.uint8),)}, preds, ["vote"])
+    assert result.mean_rank == 2.0 and result.score == 1.0  # [[6]], [[5]], then the copy with its 3 votes
+
+
 def test_subsampling_keeps_n_per_test_input_and_the_curve_reaches_the_full_set():
     preds = [pred([[k % 3]], -0.5 if k % 3 == 2 else -1.0, sample=k) for k in range(9)] + [pred([[1]], test_index=1, sample=k) for k in range(3)]
     assert curve_sizes(preds) == [1, 2, 4, 8, 9]
