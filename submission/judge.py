@@ -26,7 +26,7 @@ from .encoders import DEFAULT_ENCODER, get_encoder
 from .engine import ScoreRequest
 from .predictions import Prediction
 from .prompts import DEFAULT_TEMPLATE, Unanswerable, answer_token_budget, build_prompt, get_template
-from .select import Grid, TestKey, grid_vote, group_by_test_input
+from .select import Grid, TestKey, grid_vote, group_by_test_input, input_copies_last
 from .tasks import Challenges, Task
 
 CACHE_NAME = "judge_scores.jsonl"
@@ -101,8 +101,9 @@ def judge_views(task: Task, test_index: int, settings: JudgeSettings) -> list[Au
                               settings.shuffle_order)
 
 
-def judged_candidates(predictions: list[Prediction], top_k: int) -> list[Grid]:
-    return grid_vote(predictions)[:top_k]
+def judged_candidates(predictions: list[Prediction], top_k: int, test_input: np.ndarray) -> list[Grid]:
+    """The first K in vote order, a copy of the test input after the rest (it is ranked last anyway)."""
+    return input_copies_last(grid_vote(predictions), test_input)[:top_k]
 
 
 def needed_keys(challenges: Challenges, predictions: list[Prediction], settings: JudgeSettings) -> list[ScoreKey]:
@@ -112,8 +113,8 @@ def needed_keys(challenges: Challenges, predictions: list[Prediction], settings:
         if task is None or test_index >= len(task.test_inputs):
             continue
         views = [str(v) for v in judge_views(task, test_index, settings)]
-        keys.extend(ScoreKey(task_id, test_index, grid, view)
-                    for grid in judged_candidates(group, settings.top_k) for view in views)
+        grids = judged_candidates(group, settings.top_k, task.test_inputs[test_index])
+        keys.extend(ScoreKey(task_id, test_index, grid, view) for grid in grids for view in views)
     return keys
 
 

@@ -36,6 +36,20 @@ def candidate_predictions(challenges, solutions, task_ids=TASKS):
     return preds
 
 
+def test_a_copy_of_the_test_input_is_judged_only_when_fewer_than_k_others_exist(sample_challenges, sample_solutions):
+    copy, truth = sample_challenges.tasks["00576224"].test_inputs[0], sample_solutions["00576224"][0]
+    wrong = truth.copy()
+    wrong[0, 0] = (wrong[0, 0] + 1) % 10
+    preds = [Prediction("00576224", 0, f"d{s}", 0, "", grid.tolist(), None, -1.0, 10, "stop")
+             for s, grid in enumerate([copy, copy, copy, truth, wrong])]
+
+    def judged(k):
+        return [key.grid for key in needed_keys(sample_challenges, preds, JudgeSettings(views=1, top_k=k))]
+
+    assert judged(2) == [as_grid(truth.tolist()), as_grid(wrong.tolist())]  # the copy has the most votes
+    assert judged(3)[-1] == as_grid(copy.tolist())
+
+
 class SpyScorer:
     """Records what is scored. Wraps the real engine, or (engine=None) answers a log-prob per token
     from its id, for the cache logic that vLLM does not touch."""
