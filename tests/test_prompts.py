@@ -91,6 +91,7 @@ def shapes_task(pairs, tests):
     ([((5, 6), (5, 12)), ((5, 7), (5, 14))], [(5, 9)], 24),  # 963e52fc: 9 wide doubles to 18
     ([((9, 9), (3, 3))], [(9, 9)], 12),  # outputs smaller than inputs: the largest grid, 9
     ([((3, 3), (3, 3))], [(3, 3), (1, 7)], 10),  # the largest test input counts
+    ([((5, 5), (1, 1))], [(9, 9)], 12),  # even where the pairs shrink: 9, not 5 scaled down
     ([((10, 10), (20, 20))], [(20, 20)], 30),  # never past ARC's 30
 ])
 def test_answer_side_bound_scales_the_test_input_like_the_train_pairs(pairs, tests, side):
