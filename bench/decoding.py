@@ -39,7 +39,7 @@ from submission.metrics import evaluate  # noqa: E402
 from submission.pipeline import RunSettings, plan_views, run  # noqa: E402
 from submission.predictions import read_predictions  # noqa: E402
 from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
-from submission.select import as_grid, get_selector, group_by_test_input  # noqa: E402
+from submission.select import as_grid, get_selector, group_by_test_input, input_copies_last  # noqa: E402
 from submission.submit import build_submission  # noqa: E402
 from submission.tasks import load_challenges, load_solutions  # noqa: E402
 
@@ -100,7 +100,9 @@ def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, mode
                 top2 = {}
                 for key in plans:
                     truth = as_grid(solutions[key[0]][key[1]].tolist())
-                    top2[key] = truth in selector(groups.get(key, []))[:2]
+                    test_input = challenges.tasks[key[0]].test_inputs[key[1]]
+                    ranked = input_copies_last(selector(groups.get(key, [])), test_input)
+                    top2[key] = truth in ranked[:2]
                 row[f"{method}_top2"] = per_task_mean(top2)
             if record.get("dfs"):
                 row["dfs"] = record["dfs"]
