@@ -169,7 +169,8 @@ def markdown(result: dict) -> str:
                 f"| {f('judge_top2')} | {f('judge+vote_top2')} | {r['generation_seconds']} "
                 f"| {r.get('judge_seconds') or '-'} |")
         solved = s["solved_top2_default"]
-        lines += ["", f"Solved by the default run (8 views, vote, top-2): {len(solved)} tasks"
+        shown = "the default run (8 views" if s["views"] >= 8 else f"{s['views']} view(s) (fewer than the default 8"
+        lines += ["", f"Solved by {shown}, vote, top-2): {len(solved)} tasks"
                   + (f": {', '.join(solved)}" if 0 < len(solved) <= 40 else "") + ".", ""]
     return "\n".join(lines) + "\n"
 
