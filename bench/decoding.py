@@ -39,8 +39,8 @@ from submission.metrics import evaluate  # noqa: E402
 from submission.pipeline import RunSettings, plan_views, run  # noqa: E402
 from submission.predictions import read_predictions  # noqa: E402
 from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
-from submission.select import as_grid, get_selector, group_by_test_input, input_copies_last  # noqa: E402
-from submission.submit import build_submission  # noqa: E402
+from submission.select import as_grid, get_selector  # noqa: E402
+from submission.submit import build_submission, rank_test_inputs  # noqa: E402
 from submission.tasks import load_challenges, load_solutions  # noqa: E402
 
 SELECTORS = ("vote", "judge", "found+judge")
@@ -81,7 +81,6 @@ def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, mode
         per_view = json.loads(speed.read_text())["seconds_per_view"]
         for k in reads:
             subset = view_subset(predictions, plans, k)
-            groups = group_by_test_input(subset)
             judge = run_judge(challenges, subset, judge_settings, cache, engine, tokenizer, model=str(model),
                               log=lambda _: None)
             metrics = evaluate(solutions, build_submission(challenges, subset, get_selector("vote")), subset)["overall"]
@@ -97,12 +96,11 @@ def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, mode
                    "judge_seconds": round(price * judge.needed, 1) if price else None}
             for method in SELECTORS:
                 selector = get_selector(method, judge.scores)
+                ranking = rank_test_inputs(challenges, subset, selector)
                 top2 = {}
                 for key in plans:
                     truth = as_grid(solutions[key[0]][key[1]].tolist())
-                    test_input = challenges.tasks[key[0]].test_inputs[key[1]]
-                    ranked = input_copies_last(selector(groups.get(key, [])), test_input)
-                    top2[key] = truth in ranked[:2]
+                    top2[key] = truth in ranking.get(key, [])[:2]
                 row[f"{method}_top2"] = per_task_mean(top2)
             if record.get("dfs"):
                 row["dfs"] = record["dfs"]

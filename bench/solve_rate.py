@@ -39,9 +39,8 @@ from submission.metrics import evaluate  # noqa: E402
 from submission.pipeline import RunSettings, plan_views, run  # noqa: E402
 from submission.predictions import read_predictions  # noqa: E402
 from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
-from submission.select import (SELECTORS, as_grid, get_selector, group_by_test_input, input_copies_last,  # noqa: E402
-                               uses_judge)
-from submission.submit import build_submission  # noqa: E402
+from submission.select import SELECTORS, as_grid, get_selector, group_by_test_input, uses_judge  # noqa: E402
+from submission.submit import build_submission, rank_test_inputs  # noqa: E402
 from submission.tasks import load_challenges, load_solutions  # noqa: E402
 
 METHODS = tuple(SELECTORS)  # every selection method of select.py
@@ -112,10 +111,10 @@ def measure_set(name, slug, challenges_path, solutions_path, engine, tokenizer, 
             scores = judge.scores
         for method in methods:
             selector = get_selector(method, scores)
+            ranking = rank_test_inputs(challenges, subset, selector)
             top1, top2 = {}, {}
             for key in plans:
-                test_input = challenges.tasks[key[0]].test_inputs[key[1]]
-                ranked = input_copies_last(selector(groups.get(key, [])), test_input)
+                ranked = ranking.get(key, [])
                 truth = as_grid(solutions[key[0]][key[1]].tolist())
                 top1[key] = bool(ranked) and ranked[0] == truth
                 top2[key] = truth in ranked[:2]

@@ -17,8 +17,8 @@ import numpy as np
 
 from .metrics import evaluate
 from .predictions import Prediction
-from .select import JudgeScores, TestKey, as_grid, get_selector, group_by_test_input, input_copies_last
-from .submit import build_submission
+from .select import JudgeScores, TestKey, as_grid, get_selector, group_by_test_input
+from .submit import build_submission, rank_test_inputs, submission_from_ranked
 from .tasks import Challenges
 
 
@@ -41,19 +41,17 @@ def compare_methods(
     judge_scores: Mapping[TestKey, JudgeScores] | None = None,
     engine_seconds: Mapping[str, float] | None = None,
 ) -> list[MethodResult]:
-    groups = group_by_test_input(predictions)
     results = []
     for name in methods:
-        selector = get_selector(name, judge_scores)
-        metrics = evaluate(solutions, build_submission(challenges, predictions, selector), predictions)
+        ranking = rank_test_inputs(challenges, predictions, get_selector(name, judge_scores))
+        metrics = evaluate(solutions, submission_from_ranked(challenges, ranking), predictions)
         ranks, tests = [], 0
         for task_id, truths in solutions.items():
             if task_id not in challenges.tasks:
                 continue
             for i, truth in enumerate(truths):
                 tests += 1
-                ranked = input_copies_last(selector(groups.get((task_id, i), [])),
-                                           challenges.tasks[task_id].test_inputs[i])
+                ranked = ranking.get((task_id, i), [])
                 target = as_grid(truth.tolist())
                 if target in ranked:
                     ranks.append(ranked.index(target) + 1)

@@ -18,9 +18,8 @@ import orjson
 
 from .metrics import evaluate
 from .predictions import Prediction
-from .select import (JudgeScores, TestKey, as_grid, candidates, get_selector, group_by_test_input, input_copies_last,
-                     judge_totals)
-from .submit import build_submission, write_bytes_atomic
+from .select import JudgeScores, TestKey, as_grid, candidates, get_selector, group_by_test_input, judge_totals
+from .submit import rank_test_inputs, submission_from_ranked, write_bytes_atomic
 from .tasks import Challenges
 
 SORT_KEYS = ("score", "pass_n", "agreement", "parsed", "task")
@@ -43,15 +42,8 @@ def task_entries(
     judge_scores: Mapping[TestKey, JudgeScores] | None,
 ) -> list[dict]:
     """The report's data: one entry per task of the challenges file."""
-    select = get_selector(selector, judge_scores)
-    ranked: dict[TestKey, list] = {}  # each test input is ranked once, by build_submission
-
-    def select_and_keep(group):
-        task_id, i = group[0].task_id, group[0].test_index
-        ranked[(task_id, i)] = result = input_copies_last(select(group), challenges.tasks[task_id].test_inputs[i])
-        return result
-
-    submission = build_submission(challenges, predictions, lambda group: select_and_keep(group) if group else [])
+    ranked = rank_test_inputs(challenges, predictions, get_selector(selector, judge_scores))
+    submission = submission_from_ranked(challenges, ranked)
     groups = group_by_test_input(predictions)
     per_task = {}
     if solutions:

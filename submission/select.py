@@ -24,8 +24,8 @@ the first two. The methods (``--selector``):
   more view outranks one up to 1 nat more likely per view); judged candidates first by that
   score, then the rest in vote order.
 
-Whatever the method, a grid equal to its test input goes last (``input_copies_last``, applied
-where rankings become attempts: build_submission, and the ranks that compare and report show):
+Whatever the method, a grid equal to its test input goes last (``input_copies_last``, applied by
+submit.rank_test_inputs, which submissions, evaluations, comparisons and reports all rank through):
 no test output of ARC-AGI-1 (0 of 835, training and evaluation) equals its input, while a copy
 of the input is a weak model's commonest wrong answer.
 """

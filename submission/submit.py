@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import orjson
 
 from .predictions import Prediction
-from .select import Grid, group_by_test_input, input_copies_last
+from .select import Grid, TestKey, group_by_test_input, input_copies_last
 from .tasks import Challenges, GridError, to_grid
 
 # A task we could not read gets this: a valid grid, and the smallest guess.
@@ -31,28 +31,36 @@ def attempts_for(ranked: list[Grid], fallback: list[list[int]]) -> dict[str, lis
     return {"attempt_1": grids[0], "attempt_2": grids[1]}
 
 
+def rank_test_inputs(
+    challenges: Challenges,
+    predictions: list[Prediction],
+    selector: Callable[[list[Prediction]], list[Grid]],
+) -> dict[TestKey, list[Grid]]:
+    """Each test input of each usable task: its grids as the selector ranks them, a copy of the test
+    input last (select.input_copies_last). What submissions, evaluations and reports all rank by."""
+    groups = group_by_test_input(predictions)
+    return {(task_id, i): input_copies_last(selector(groups.get((task_id, i), [])), test_input)
+            for task_id, task in challenges.tasks.items() for i, test_input in enumerate(task.test_inputs)}
+
+
+def submission_from_ranked(challenges: Challenges, ranked: Mapping[TestKey, list[Grid]]) -> dict[str, list[dict]]:
+    """Two attempts for every test input of every task id in the challenges file: the first two
+    ranked grids. With fewer, the test input itself fills in: a valid grid of a plausible size."""
+    submission = {}
+    for task_id, count in challenges.test_counts.items():
+        task = challenges.tasks.get(task_id)
+        fallbacks = [x.tolist() for x in task.test_inputs] if task is not None else [FALLBACK_GRID] * count
+        submission[task_id] = [attempts_for(ranked.get((task_id, i), []), fallbacks[i]) for i in range(count)]
+    return submission
+
+
 def build_submission(
     challenges: Challenges,
     predictions: list[Prediction],
     selector: Callable[[list[Prediction]], list[Grid]],
 ) -> dict[str, list[dict]]:
-    """Two attempts for every test input of every task id in the challenges file.
-
-    A candidate equal to the test input is ranked last (select.input_copies_last). With fewer than
-    two candidates, the test input itself fills in: a valid grid of a plausible size.
-    """
-    groups = group_by_test_input(predictions)
-    submission = {}
-    for task_id, count in challenges.test_counts.items():
-        task = challenges.tasks.get(task_id)
-        entries = []
-        for i in range(count):
-            fallback = task.test_inputs[i].tolist() if task is not None else FALLBACK_GRID
-            ranked = (input_copies_last(selector(groups.get((task_id, i), [])), task.test_inputs[i])
-                      if task is not None else [])
-            entries.append(attempts_for(ranked, fallback))
-        submission[task_id] = entries
-    return submission
+    """Two attempts for every test input of every task id in the challenges file (bad tasks get the fallback)."""
+    return submission_from_ranked(challenges, rank_test_inputs(challenges, predictions, selector))
 
 
 def fallback_submission(challenges: Challenges) -> dict[str, list[dict]]:
