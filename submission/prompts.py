@@ -148,7 +148,8 @@ def build_prompt(
 MAX_GRID_SIDE = 30  # ARC's largest grid
 # Output sides that keep growing past every train pair's: feca6190's are 5, 10, 15 and its test
 # answer 20. A third more than the scaled test input holds every test output of ARC-AGI-1's
-# training and evaluation sets, and costs none of their prompts a train example at 8192 tokens.
+# training and evaluation sets (bench/answer_budget.py, which also counts the prompts that drop
+# train examples at a context: 3 and 10 of them at 8192 in the demo model's format).
 ANSWER_SIDE_HEADROOM = (4, 3)
 
 

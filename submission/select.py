@@ -26,8 +26,8 @@ the first two. The methods (``--selector``):
 
 Whatever the method, a grid equal to its test input goes last (``input_copies_last``, applied by
 submit.rank_test_inputs, which submissions, evaluations, comparisons and reports all rank through):
-no test output of ARC-AGI-1 (0 of 835, training and evaluation) equals its input, while a copy
-of the input is a weak model's commonest wrong answer.
+no test output of ARC-AGI-1 (0 of 835, training and evaluation: bench/answer_budget.py) equals
+its input, while a copy of the input is a weak model's commonest wrong answer.
 """
 
 from __future__ import annotations
