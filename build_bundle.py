@@ -9,8 +9,11 @@
    --require-hashes`` fetches the locked wheels that are not in wheels/ yet. With the lock in place
    and the wheels present, a second run downloads nothing. The lock and dataset-metadata.json are
    written into wheels/, so ``kaggle datasets create -p wheels`` uploads a complete dataset.
-2. kernel: ONE Python file with the ``submission`` package embedded (a zip, base64) that runs
-   ``submission.kaggle_entry.main``; nothing else of the repository is needed at run time.
+2. kernel: a notebook (.ipynb, ``kernel_type: notebook``: a code competition scores a notebook
+   version) whose code cell is the kernel script: the ``submission`` package embedded (a zip,
+   base64), unpacked, then ``submission.kaggle_entry.kernel``; ``--kernel-type script`` writes the
+   same text as one .py file. Nothing else of the repository is needed at run time. The kernel
+   carries its build's lock digest, the competition's slug and ``--model-path``.
 3. kernel-metadata.json beside it, from kernel-metadata.json at the top of the repository (the
    template) and the options; both metadata files are checked against the Kaggle API's rules, and
    the commands to run next are printed.
@@ -35,7 +38,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 # the lock's name inside wheels/, where the kernel looks, and how it reads a lock (stdlib only)
-from submission.kaggle_entry import LOCK_NAME, lock_targets
+from submission.kaggle_entry import DEFAULT_COMPETITION, DEFAULT_INPUT_DIR, LOCK_NAME, lock_summary, lock_targets
 
 ROOT = Path(__file__).resolve().parent
 PACKAGE = ROOT / "submission"
@@ -82,6 +85,9 @@ GPU_MACHINE_SHAPES = {
 }
 TPU_MACHINE_SHAPES = ("TpuV5E8", "TpuV6E8")  # Kaggle takes them; vLLM's CUDA wheels cannot use them
 DEFAULT_MACHINE_SHAPE = "NvidiaL4"
+# kaggle CLI: machine_shape is honoured from 1.8.4 (older CLIs drop it silently: the kernel runs on the
+# account's default accelerator); `competitions submit -k owner/kernel -v N` needs 1.7.3
+MIN_KAGGLE_CLI = (1, 8, 4)
 
 
 def log(message: str) -> None:
@@ -323,9 +329,12 @@ KERNEL_TEMPLATE = '''#!/usr/bin/env python3
 """{title}: the offline ARC Prize submission kernel, built by build_bundle.py (commit {commit}).
 
 Self-contained: the `submission` package is embedded below (a zip, base64) and unpacked into a
-temporary folder at start-up. On Kaggle it reads /kaggle/input and writes /kaggle/working/submission.json;
-elsewhere: python {code_file} --input-dir DIR --working-dir DIR [-- options of 'python -m submission run'].
-See --help, and the README section "Submitting to Kaggle".
+temporary folder at start-up. On Kaggle it reads /kaggle/input and writes /kaggle/working/submission.json.
+The commit run (saving a version) runs the placeholder tasks briefly and fails, naming the cause, when
+the run could not score; the scoring rerun (KAGGLE_IS_COMPETITION_RERUN set) runs the hidden tasks.
+As a script elsewhere: python kernel.py --input-dir DIR --working-dir DIR [-- options of
+'python -m submission run']; as a notebook, the same through KAGGLE_INPUT_DIR, KAGGLE_WORKING_DIR, ...
+See the README section "Kaggle".
 """
 import base64
 import io
@@ -341,6 +350,10 @@ PACKAGE_ZIP = (
 )
 
 
+class KernelFailed(RuntimeError):
+    """The commit run found a cause that would score 0 (the log's last line names it): do not submit this version."""
+
+
 def unpack_package() -> str:
     root = tempfile.mkdtemp(prefix="arc_bundle_")
     with zipfile.ZipFile(io.BytesIO(base64.b64decode(PACKAGE_ZIP))) as archive:
@@ -353,27 +366,68 @@ if __name__ == "__main__":
     root = unpack_package()
     sys.path.insert(0, root)
     try:
-        from submission.kaggle_entry import main
+        from submission.kaggle_entry import kernel
 
-        code = main([] if in_notebook else sys.argv[1:], run_args=RUN_ARGS, package_root=root, build=BUILD)
+        outcome = kernel([] if in_notebook else sys.argv[1:], run_args=RUN_ARGS, package_root=root, build=BUILD)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    if code and not in_notebook:
-        sys.exit(code)
+    if outcome.code and in_notebook:
+        raise KernelFailed(outcome.reason)  # the cell fails, so the version does too
+    if outcome.code:
+        sys.exit(outcome.code)
 '''
 
 
-def build_kernel(path: Path, title: str, run_args: list[str]) -> None:
+def kernel_source(title: str, code_file: str, run_args: list[str], extra_build: dict) -> tuple[str, dict]:
+    """The kernel script's text (the one source of both kernel types) and its BUILD record."""
     data = package_zip()
     encoded = base64.b64encode(data).decode()
-    build = {"commit": git_commit(), "package_sha256": hashlib.sha256(data).hexdigest()}
+    build = {"commit": git_commit(), "package_sha256": hashlib.sha256(data).hexdigest(), **extra_build}
     lines = "\n".join(f'    "{encoded[i:i + 100]}"' for i in range(0, len(encoded), 100))
-    text = KERNEL_TEMPLATE.format(title=title, commit=build["commit"], code_file=path.name, build=build,
-                                  run_args=list(run_args), package_lines=lines)
+    text = KERNEL_TEMPLATE.format(title=title, commit=build["commit"], build=build, run_args=list(run_args),
+                                  package_lines=lines)
+    return text, build
+
+
+def notebook_json(title: str, source: str) -> dict:
+    """An nbformat 4 notebook: a title cell, then the kernel script as its one code cell."""
+    intro = (f"# {title}\n\nBuilt by build_bundle.py. One code cell: the offline ARC Prize kernel (the `submission` "
+             "package embedded). Kaggle's commit run checks the bundle on the placeholder tasks and fails, naming "
+             "the cause, when it could not score; the scoring rerun predicts the hidden tasks.")
+    return {
+        "cells": [
+            {"cell_type": "markdown", "id": "about", "metadata": {}, "source": intro.splitlines(keepends=True)},
+            {"cell_type": "code", "execution_count": None, "id": "kernel", "metadata": {}, "outputs": [],
+             "source": source.splitlines(keepends=True)},
+        ],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                     "language_info": {"name": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def build_kernel(path: Path, title: str, run_args: list[str], kernel_type: str = "notebook",
+                 extra_build: dict | None = None) -> dict:
+    text, build = kernel_source(title, path.name, run_args, extra_build or {})
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    log(f"kernel: wrote {path} ({len(text) // 1024} KiB; package {len(data) // 1024} KiB zipped, "
-        f"commit {build['commit']})")
+    if kernel_type == "notebook":
+        path.write_text(json.dumps(notebook_json(title, text), indent=1) + "\n")
+    else:
+        path.write_text(text)
+    log(f"kernel: wrote {path} ({kernel_type}, {path.stat().st_size // 1024} KiB; commit {build['commit']})")
+    return build
+
+
+def build_record(args, meta: dict, lock: dict | None) -> dict:
+    """What the kernel carries besides the package: the competition it reads first, the model path
+    chosen here, and the lock its wheels dataset must hold."""
+    record = {"competition": (meta.get("competition_sources") or [DEFAULT_COMPETITION])[0]}
+    if args.model_path:
+        record["model_path"] = args.model_path
+    if lock:
+        record["lock"] = lock_summary(lock)
+    return record
 
 
 def check_run_args(run_args: list[str]) -> None:
@@ -426,8 +480,13 @@ def check_kernel_metadata(meta: dict, folder: Path) -> tuple[list[str], list[str
         errors.append(f"language: {meta.get('language')!r} is not one of {KERNEL_LANGUAGES}")
     if meta.get("kernel_type") not in KERNEL_TYPES:
         errors.append(f"kernel_type: {meta.get('kernel_type')!r} is not one of {KERNEL_TYPES}")
-    if meta.get("kernel_type") == "notebook" or (isinstance(code_file, str) and not code_file.endswith(".py")):
-        errors.append("kernel_type/code_file: this bundle is a Python script kernel (kernel_type script, a .py file)")
+    suffix = {"notebook": ".ipynb", "script": ".py"}.get(meta.get("kernel_type"))
+    if suffix and isinstance(code_file, str) and code_file and not code_file.endswith(suffix):
+        errors.append(f"kernel_type/code_file: a {meta['kernel_type']} kernel's code_file ends in {suffix}, "
+                      f"not {code_file!r}")
+    if meta.get("kernel_type") == "script":
+        warnings.append("kernel_type script: a code competition scores a notebook version, and whether a script "
+                        "kernel can be submitted is unconfirmed; the default, a notebook, can")
     for key in ("is_private", "enable_gpu", "enable_internet"):
         if not isinstance(meta.get(key), bool):
             errors.append(f"{key}: must be written explicitly as true or false")
@@ -498,8 +557,9 @@ def kernel_metadata(template: dict, args, wheels_dataset: str) -> dict:
     meta["id"] = args.kernel_id or with_owner(template["id"], args.owner)
     if args.title and not args.kernel_id:
         meta["id"] = f"{meta['id'].split('/')[0]}/{slugify(args.title)}"
-    meta["code_file"] = args.code_file or template.get("code_file") or f"{slugify(meta['title'])}.py"
-    meta["language"], meta["kernel_type"] = "python", "script"
+    suffix = ".ipynb" if args.kernel_type == "notebook" else ".py"
+    meta["code_file"] = args.code_file or str(Path(template.get("code_file") or slugify(meta["title"])).with_suffix(suffix))
+    meta["language"], meta["kernel_type"] = "python", args.kernel_type
     meta["is_private"] = False if args.public else bool(template.get("is_private", True))
     meta["enable_gpu"], meta["enable_internet"] = True, False
     meta["competition_sources"] = args.competition or template.get("competition_sources", [])
@@ -565,6 +625,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     k.add_argument("--kernel-dir", type=Path, default=DEFAULT_KERNEL_DIR,
                    help="folder for the kernel file and its kernel-metadata.json: what "
                         "'kaggle kernels push -p' takes (default: build/kernel)")
+    k.add_argument("--kernel-type", choices=("notebook", "script"), default="notebook",
+                   help="notebook (default: a code competition scores a notebook version) or script (one .py "
+                        "file; whether Kaggle lets a script kernel be submitted is unconfirmed); the same code either way")
+    k.add_argument("--model-path", metavar="PATH",
+                   help="the model folder the kernel uses, as Kaggle mounts it: relative to /kaggle/input or under "
+                        "it (e.g. models/alice/arc-model/transformers/default/1); default: the kernel looks for it "
+                        "(arc_format.json first, then a Kaggle Models mount) and stops on a tie")
     k.add_argument("--run-args", default="",
                    help="options of 'python -m submission run' built into the kernel, as one string, e.g. "
                         "'--run-args=\"--augmentations 16 --workers 0\"' (checked against the CLI here)")
@@ -612,6 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     wheels_dataset = args.wheels_dataset or f"{owner}/{DEFAULT_WHEELS_DATASET_SLUG}"
     problems = []
 
+    lock = None
     if not args.skip_wheels:
         lock = vendor_wheels(args, requirements, python_versions, platforms, uploaded_prior_to)
         dataset_meta = {"title": args.wheels_title, "id": wheels_dataset, "licenses": [{"name": "other"}],
@@ -626,15 +694,58 @@ def main(argv: list[str] | None = None) -> int:
 
     run_args = shlex.split(args.run_args)
     check_run_args(run_args)
+    problems += check_model_path(args.model_path)
     meta = kernel_metadata(template, args, wheels_dataset)
-    build_kernel(args.kernel_dir / meta["code_file"], meta["title"], run_args)
+    lock = lock or read_lock(args.lock)
+    if lock is None:
+        log(f"kernel: note: no lock at {args.lock}: the kernel will not check its wheels dataset's lock")
+    for stale in args.kernel_dir.glob("*.ipynb" if args.kernel_type == "script" else "*.py"):
+        stale.unlink()  # the other kernel type's file of an earlier build: one code file per kernel folder
+    build_kernel(args.kernel_dir / meta["code_file"], meta["title"], run_args, args.kernel_type,
+                 build_record(args, meta, lock))
     write_json(args.kernel_dir / "kernel-metadata.json", meta)
     log(f"metadata: wrote {args.kernel_dir / 'kernel-metadata.json'} (id {meta['id']}, enable_internet false)")
     errors, warnings = check_kernel_metadata(meta, args.kernel_dir)
     return report(problems + errors, warnings, args, wheels_dataset, kernel=True)
 
 
+def check_model_path(path: str | None) -> list[str]:
+    if not path:
+        return []
+    if Path(path).is_absolute() and not Path(path).is_relative_to(DEFAULT_INPUT_DIR):
+        return [f"--model-path {path}: give it relative to {DEFAULT_INPUT_DIR}, or under it (where Kaggle mounts "
+                "the model)"]
+    return []
+
+
+def kaggle_cli_version() -> str | None:
+    """What `kaggle --version` prints, or None where no kaggle CLI is installed."""
+    try:
+        done = subprocess.run(["kaggle", "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (done.stdout + done.stderr).strip()
+
+
+def kaggle_cli_warning(version_output: str | None) -> str | None:
+    """A warning when the kaggle CLI is older than MIN_KAGGLE_CLI (or its version cannot be read); None if fine."""
+    wanted = ".".join(map(str, MIN_KAGGLE_CLI))
+    if version_output is None:
+        return f"no kaggle CLI here: the steps below need kaggle >= {wanted} (pip install -U 'kaggle>={wanted}')"
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", version_output)
+    if not found:
+        return f"cannot read the kaggle CLI's version from {version_output[:120]!r}; the steps below need >= {wanted}"
+    version = tuple(int(part) for part in found.groups())
+    if version < MIN_KAGGLE_CLI:
+        return (f"kaggle CLI {'.'.join(map(str, version))} is older than {wanted}: it drops machine_shape silently, "
+                f"so the kernel would run on your account's default accelerator; pip install -U 'kaggle>={wanted}'")
+    return None
+
+
 def report(errors: list[str], warnings: list[str], args, wheels_dataset: str, kernel: bool) -> int:
+    cli_warning = kaggle_cli_warning(kaggle_cli_version())
+    if cli_warning:
+        warnings = [*warnings, cli_warning]
     for warning in warnings:
         log(f"warning: {warning}")
     if errors:
@@ -643,18 +754,21 @@ def report(errors: list[str], warnings: list[str], args, wheels_dataset: str, ke
         log(f"{len(errors)} problem(s): fix the options (or the template) and run again")
         return 1
     log("checks: the metadata passes the Kaggle API's rules")
-    log("next:")
+    log(f"next (kaggle CLI >= {'.'.join(map(str, MIN_KAGGLE_CLI))}):")
     if not args.skip_wheels:
         log(f"  kaggle datasets create -p {args.wheels_dir}     # first time; later: kaggle datasets version "
             f"-p {args.wheels_dir} -m 'new wheels'   ({wheels_dataset})")
     if kernel:
         meta = json.loads((args.kernel_dir / "kernel-metadata.json").read_text())
         kernel_id, competition = meta["id"], (meta.get("competition_sources") or ["COMPETITION"])[0]
-        log(f"  kaggle kernels push -p {args.kernel_dir}     # a new version, run on {meta['machine_shape']}")
-        log(f"  kaggle kernels status {kernel_id}     # until it says complete")
+        log(f"  kaggle kernels push -p {args.kernel_dir}     # a new version (it prints its number N), whose commit "
+            f"run starts on {meta['machine_shape']}")
+        log(f"  kaggle kernels status {kernel_id}     # until it says complete; 'error' = the commit run found a "
+            "cause that would score 0 (the log's last line names it)")
         log(f"  kaggle kernels output {kernel_id} -p runs/kaggle     # its log and submission.json, to check")
-        log(f"  kaggle competitions submit -c {competition} -k {kernel_id} -v VERSION -f submission.json "
-            "-m 'note'     # a code competition scores a notebook version; an uploaded file is refused")
+        log(f"  kaggle competitions submit {competition} -k {kernel_id} -v N -f submission.json -m 'note'     "
+            "# N: the version number push printed (also on the kernel's page, Versions); Kaggle reruns it on "
+            "the hidden tasks")
     return 0
 
 

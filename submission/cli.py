@@ -135,6 +135,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                           "(task) or one adapter on all of them (shared), within --ttt-share of the time budget; "
                           "every task's prompts still go to vLLM together, each through its adapter; a task "
                           "without one uses the base model (default: %(default)s)")
+    ttt.add_argument("--adapters-dir", type=Path,
+                     help="where the adapters are saved (default: OUT/adapters); the Kaggle kernel keeps them "
+                          "outside /kaggle/working, whose files Kaggle commits as the notebook's output")
     ttt.add_argument("--ttt-rank", type=int, default=TTT_DEFAULTS.rank, help="LoRA rank (default: %(default)s)")
     ttt.add_argument("--ttt-steps", type=int, default=TTT_DEFAULTS.steps,
                      help="optimizer steps per adapter, fewer when the time does not allow (default: %(default)s)")
@@ -258,12 +261,14 @@ def cmd_run(args) -> int:
             from .workers import EnginePool
 
             engine = EnginePool(engine_settings, workers, gpus, log=log)
-    except EngineStartError as exc:
-        log(f"run: the engine could not start: {exc}; {submission_path} keeps the fallback attempts")
-        return 3
     except Exception as exc:
-        log(f"run: the engine could not start ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}); "
-            f"{submission_path} keeps the fallback attempts")
+        cause = str(exc) if isinstance(exc, EngineStartError) else \
+            f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
+        log(f"run: the engine could not start: {cause}; {submission_path} keeps the fallback attempts")
+        run_json = args.out / "run.json"
+        if not run_json.exists():  # a resumed run's record stays; a fresh one says why it made nothing
+            write_json_atomic(run_json, {"status": f"engine could not start: {cause}", "inputs": {
+                "challenges": str(args.challenges), "model": str(args.model), "out": str(args.out)}})
         return 3
     inputs = {"challenges": str(args.challenges), "solutions": str(args.solutions) if args.solutions else None,
               "model": str(args.model), "out": str(args.out)}
@@ -285,7 +290,7 @@ def test_time_fine_tuning(args, challenges, settings, ttt_settings, started: flo
     from .predictions import read_predictions
     from .ttt import adapter_for_task, train_in_child, ttt_record
 
-    folder = args.out / "adapters"
+    folder = args.adapters_dir or args.out / "adapters"
     predictions_path = args.out / "predictions.jsonl"
     if args.fresh:
         shutil.rmtree(folder, ignore_errors=True)

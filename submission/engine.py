@@ -18,6 +18,16 @@ from typing import Protocol
 # a user needs from it beside the run's own progress lines. `run --verbose` (or the variable) asks for more.
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
+# vLLM's FlashInfer sampler failed to compile on Kaggle's L4s in 2026, and vLLM's start-up warm-up
+# calls the sampler even for greedy decoding: off unless the user set the variable. Set before vllm
+# is imported, so this process and every engine process it starts (forked or spawned) read it; it
+# is set on CPU too (unused there), so the path that Kaggle takes is the one the tests run.
+FLASHINFER_SAMPLER = "VLLM_USE_FLASHINFER_SAMPLER"
+# who set it, decided by the first process that imports this module and passed on to its engine workers
+FLASHINFER_SAMPLER_SET_BY = os.environ.setdefault("ARC_FLASHINFER_SAMPLER_SET_BY",
+                                                  "user" if FLASHINFER_SAMPLER in os.environ else "bundle")
+os.environ.setdefault(FLASHINFER_SAMPLER, "0")
+
 DEFAULT_MAX_MODEL_LEN = 10240  # arc24's context for its Qwen models; a 30x30 answer is ~1035 tokens
 DEFAULT_CPU_KV_CACHE_GIB = 2
 
@@ -103,6 +113,14 @@ def _attention_backend_kwargs(backend: str) -> dict:
         return {"attention_backend": backend}
     os.environ.setdefault("VLLM_ATTENTION_BACKEND", backend)  # older releases read only this
     return {}
+
+
+def engine_environment() -> dict:
+    """The FlashInfer sampler's variable as this process has it, who set it, and vLLM's own reading."""
+    import vllm.envs
+
+    return {FLASHINFER_SAMPLER: os.environ.get(FLASHINFER_SAMPLER), "set_by": FLASHINFER_SAMPLER_SET_BY,
+            "vllm_reads": bool(getattr(vllm.envs, FLASHINFER_SAMPLER))}
 
 
 def detect_device() -> Device:
@@ -289,6 +307,9 @@ class VllmEngine:
         self.start_seconds = time.perf_counter() - started
         log(f"engine: vLLM {self.vllm_version} on {self.device.kind} ({self.dtype}), "
             f"context {self.max_model_len}, started in {self.start_seconds:.1f}s")
+        self.environment = engine_environment()
+        log(f"engine: {FLASHINFER_SAMPLER}={self.environment[FLASHINFER_SAMPLER]} (set by the "
+            f"{self.environment['set_by']}; vLLM reads it as {self.environment['vllm_reads']})")
 
     def _lora_requests(self, requests) -> list | None:
         """One LoRARequest (or None for the base model) per request; None when no request names an adapter."""
@@ -426,6 +447,7 @@ class VllmEngine:
             "dtype": self.dtype,
             "max_model_len": self.max_model_len,
             "start_seconds": round(self.start_seconds, 2),
+            "environment": self.environment,
             **({"lora": lora_engine_kwargs(self.settings)} if self.settings.max_lora_rank else {}),
         }
 

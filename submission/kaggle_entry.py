@@ -1,15 +1,25 @@
 """The Kaggle kernel's start-up: never end without a valid submission.json, then do the real job.
 
+Kaggle runs a submitted notebook twice (ARC Prize 2026): the **commit run** (saving a version),
+where the test file is a small public placeholder, and the **scoring rerun** on the hidden tasks,
+with ``KAGGLE_IS_COMPETITION_RERUN`` set. The mode is the first line of the log.
+
 Order, each step logged in one line:
- 1. find the competition's test challenges file under the input root and write a fallback
-    submission.json at once (the test inputs themselves), so nothing later can leave the run without one;
- 2. if vllm, numpy or orjson do not import, install the vendored wheels (``pip install --no-index
-    --find-links``) from the wheels dataset, found by looking under the input root;
- 3. find the model folder (a folder with config.json), log the GPUs and their compute capability
-    (the run picks the dtype from the device itself);
- 4. run ``python -m submission run`` in a child process under the time budget; a crash, a model that
-    does not load or a hard time-out there leaves the fallback in place;
- 5. copy the run's submission.json over the fallback only if it validates against the challenges.
+ 1. find the competition's test challenges (its own mount first, a search last) and write a fallback
+    submission.json at once, so nothing later can leave the run without one;
+ 2. if vllm, numpy or orjson do not import, or vllm is not the version the kernel was built for,
+    install the vendored wheels (``pip install --no-index --require-hashes``) from the wheels
+    dataset, after checking its lock against the kernel's and every wheel's sha256;
+ 3. find the model folder (built in, or one with arc_format.json, or a Kaggle Models mount; a tie is
+    named, never guessed), log the GPUs;
+ 4. run ``python -m submission run`` in a child process under the time budget (the commit run's
+    short one, or the full one); a crash, a model that does not load or a hard time-out there
+    leaves the fallback in place;
+ 5. copy the run's submission.json over the fallback only if it validates against the challenges;
+ 6. commit run: print the measured speed and the projection for the hidden test set, and FAIL
+    (exit 2; in a notebook, an exception) when the run could not have scored: no challenges, no
+    engine, or no prediction that parsed to a grid. The scoring rerun never fails while a valid
+    submission.json exists.
 
 This module is imported before anything is installed: it uses the standard library only (the
 package's own modules need numpy and orjson). The same file runs locally: every path comes from an
@@ -19,22 +29,32 @@ option or an environment variable, with Kaggle's folders as defaults.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_INPUT_DIR = "/kaggle/input"
 DEFAULT_WORKING_DIR = "/kaggle/working"
 DEFAULT_TIME_BUDGET = 11 * 3600  # seconds for the whole kernel; Kaggle stops GPU runs at 12 h
+DEFAULT_COMMIT_BUDGET = 20 * 60  # the commit run's: install, engine start-up and the placeholder tasks
+DEFAULT_COMPETITION = "arc-prize-2026-arc-agi-2"
+RERUN_VARIABLE = "KAGGLE_IS_COMPETITION_RERUN"
+HIDDEN_TASKS = 240  # about as many hidden tasks as the 2026 scoring rerun has
 REQUIRED_MODULES = ("vllm", "numpy", "orjson")
 LOCK_NAME = "wheels.lock.json"  # build_bundle.py copies the lock into the wheels dataset
 RUN_FOLDER = "run"  # under the working dir: the run's predictions.jsonl, run.json, submission.json
 SEARCH_DEPTH = 6  # Kaggle Models mount as <input>/<model>/<framework>/<variation>/<version>/
+# Kaggle Models' frameworks: the third-from-last part of a mount <model>/<framework>/<variation>/<version>
+MODEL_FRAMEWORKS = frozenset({"transformers", "pytorch", "other", "keras", "tensorflow1", "tensorflow2", "jax",
+                              "flax", "gguf", "onnx", "tfjs", "tflite", "tensorrtllm", "triton", "coral", "mxnet"})
 SOFT_MARGIN = 90  # seconds: the run is told to finish this long before the hard stop
 HARD_MARGIN = 20  # seconds kept after the hard stop to validate and copy the result
 MAX_SIDE = 30
@@ -45,6 +65,20 @@ _started = time.monotonic()
 
 def log(message: str) -> None:
     print(f"[kernel {time.monotonic() - _started:7.1f}s] {message}", flush=True)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How the kernel ended: 0 = a valid submission.json and nothing to stop; 1 = none could be
+    written; 2 = the commit run found a cause that would score 0 (the fallback is in place)."""
+    code: int
+    reason: str = ""
+
+
+def kernel_mode(environ) -> str:
+    """'rerun' when Kaggle scores the notebook on the hidden tasks, else 'commit'."""
+    value = environ.get(RERUN_VARIABLE, "").strip().lower()
+    return "rerun" if value not in ("", "0", "false", "no") else "commit"
 
 
 # ---------------------------------------------------------------- finding the inputs
@@ -69,11 +103,26 @@ def competition_year(path: Path) -> int:
     return max(years, default=0)
 
 
-def find_challenges(input_dir: Path) -> list[Path]:
-    """Every ``*test_challenges.json`` under the input root, the newest competition first."""
+def is_challenges_file(name: str) -> bool:
+    return name.endswith("test_challenges.json")
+
+
+def find_challenges(input_dir: Path, competition: str = DEFAULT_COMPETITION) -> list[Path]:
+    """Every ``*test_challenges.json`` under the input root, the one to use first: the competition's
+    own mount (``competitions/<slug>/``, then 2024-2025's ``<slug>/``), then a search in which any
+    competition mount comes before a dataset and the newest ARC Prize year first. A dataset that
+    holds its own test challenges file never wins over the competition's."""
+    input_dir = Path(input_dir)
+    own = [folder / name for folder in (input_dir / "competitions" / competition, input_dir / competition)
+           if folder.is_dir() for name in sorted(os.listdir(folder)) if is_challenges_file(name)]
     found = [folder / name for folder, names, _ in walk(input_dir) for name in names
-             if name.endswith("test_challenges.json")]
-    return sorted(found, key=lambda p: (-competition_year(p), len(p.parts), str(p)))
+             if is_challenges_file(name) and folder / name not in own]
+
+    def rank(path: Path):
+        under_competitions = path.relative_to(input_dir).parts[0] == "competitions"
+        return (not under_competitions, -competition_year(path), len(path.parts), str(path))
+
+    return own + sorted(found, key=rank)
 
 
 def find_wheels_dir(input_dir: Path) -> Path | None:
@@ -97,16 +146,59 @@ def is_model_dir(folder: Path, names: list[str]) -> bool:
     return isinstance(config, dict) and ("model_type" in config or "architectures" in config)
 
 
+def is_kaggle_models_mount(folder: Path) -> bool:
+    """<model>/<framework>/<variation>/<version>/, as Kaggle mounts an attached Kaggle Model."""
+    return folder.name.isdigit() and len(folder.parts) >= 4 and folder.parent.parent.name.lower() in MODEL_FRAMEWORKS
+
+
+def model_rank(folder: Path, names: list[str]) -> tuple[bool, bool, bool, bool]:
+    """Lower is better: arc_format.json (the model says its prompt format), a Kaggle Models mount,
+    weights, a tokenizer. Two folders of the same rank are a tie that only the user can settle."""
+    return ("arc_format.json" not in names, not is_kaggle_models_mount(folder),
+            not any(n.endswith((".safetensors", ".bin")) for n in names),
+            not ("tokenizer.json" in names or "tokenizer_config.json" in names))
+
+
+def model_candidates(input_dir: Path) -> list[tuple[tuple, Path]]:
+    """(rank, folder) of every folder with a model's config.json, best first."""
+    found = [(model_rank(folder, names), folder) for folder, names, _ in walk(input_dir) if is_model_dir(folder, names)]
+    return sorted(found, key=lambda entry: (entry[0], len(entry[1].parts), str(entry[1])))
+
+
 def find_model_dirs(input_dir: Path) -> list[Path]:
-    """Folders with a model's config.json; those with weights and a tokenizer first."""
-    found = []
-    for folder, names, _ in walk(input_dir):
-        if not is_model_dir(folder, names):
-            continue
-        has_weights = any(n.endswith((".safetensors", ".bin")) for n in names)
-        has_tokenizer = "tokenizer.json" in names or "tokenizer_config.json" in names
-        found.append((not has_weights, not has_tokenizer, len(folder.parts), str(folder), folder))
-    return [entry[-1] for entry in sorted(found)]
+    """Folders with a model's config.json, best first (see model_rank)."""
+    return [folder for _, folder in model_candidates(input_dir)]
+
+
+CHOOSE_MODEL = "choose one with build_bundle.py --model-path PATH (or --model / ARC_MODEL_DIR)"
+
+
+def choose_model(input_dir: Path, built_in: str | None = None) -> tuple[Path | None, str]:
+    """(the model folder, a line saying why) or (None, the cause). ``built_in`` is the path that
+    build_bundle.py --model-path wrote into the kernel: relative to the input root, or absolute
+    under /kaggle/input (re-rooted under ``input_dir`` for a local rehearsal)."""
+    if built_in:
+        path = Path(built_in)
+        if path.is_absolute() and path.is_relative_to(DEFAULT_INPUT_DIR):
+            path = Path(input_dir) / path.relative_to(DEFAULT_INPUT_DIR)
+        elif not path.is_absolute():
+            path = Path(input_dir) / path
+        if not (path / "config.json").is_file():
+            return None, (f"the model path built into the kernel, {built_in}, holds no config.json under "
+                          f"{input_dir}: attach that model, or rebuild with another --model-path")
+        return path, f"built into the kernel (--model-path {built_in})"
+    candidates = model_candidates(input_dir)
+    if not candidates:
+        return None, f"no model folder (config.json) under {input_dir}: attach the model; {CHOOSE_MODEL}"
+    best_rank = candidates[0][0]
+    tied = [folder for rank, folder in candidates if rank == best_rank]
+    if len(tied) > 1:
+        return None, (f"{len(tied)} model folders tie ({', '.join(map(str, tied[:4]))}); none is picked "
+                      f"arbitrarily: {CHOOSE_MODEL}")
+    why = ("it has arc_format.json" if not best_rank[0] else "a Kaggle Models mount" if not best_rank[1]
+           else "the best of the folders with a config.json")
+    others = [str(folder) for _, folder in candidates[1:4]]
+    return candidates[0][1], why + (f"; also found: {', '.join(others)}" if others else "")
 
 
 # ---------------------------------------------------------------- submission.json with the stdlib only
@@ -187,22 +279,29 @@ def read_json(path: Path) -> object:
 # ---------------------------------------------------------------- offline install
 
 
-_IMPORT_PROBE = """
+_VERSION_PROBE = """
 import importlib, sys
 for name in sys.argv[1:]:
     try:
-        importlib.import_module(name)
+        module = importlib.import_module(name)
+        print(name, getattr(module, "__version__", "unknown"))
     except Exception:
-        print(name)
+        pass
 """
 
 
-def missing_modules(python: str, modules=REQUIRED_MODULES) -> list[str]:
-    """Modules that do not import, probed in a fresh interpreter (a failed import would taint this one)."""
-    probe = subprocess.run([python, "-c", _IMPORT_PROBE, *modules], capture_output=True, text=True)
+def module_versions(python: str, modules=REQUIRED_MODULES) -> dict[str, str | None]:
+    """Each module's version, None where it does not import; probed in a fresh interpreter (a failed
+    import would taint this one)."""
+    probe = subprocess.run([python, "-c", _VERSION_PROBE, *modules], capture_output=True, text=True)
     if probe.returncode != 0:  # the probe itself died (e.g. a crashing extension): trust none of them
-        return list(modules)
-    return probe.stdout.split()
+        return dict.fromkeys(modules)
+    found = dict(line.split(" ", 1) for line in probe.stdout.splitlines() if " " in line)
+    return {name: found.get(name) for name in modules}
+
+
+def missing_modules(python: str, modules=REQUIRED_MODULES) -> list[str]:
+    return [name for name, version in module_versions(python, modules).items() if version is None]
 
 
 def lock_targets(lock: dict) -> list[dict]:
@@ -215,19 +314,22 @@ def lock_for_python(lock: dict, version: str) -> dict | None:
     return next((part for part in lock_targets(lock) if part["target"]["python_version"] == version), None)
 
 
-def install_requirements(wheels_dir: Path, python_version: str) -> list[str]:
-    """Exact pins from the lock shipped with the wheels (its part for this Python), else every wheel
-    file of the folder."""
-    lock_path = wheels_dir / LOCK_NAME
-    if lock_path.is_file():
-        try:
-            part = lock_for_python(read_json(lock_path), python_version)
-            if part is not None:
-                return [f"{w['name']}=={w['version']}" for w in part["wheels"]]
-            log(f"install: {lock_path} has no part for Python {python_version}; installing every wheel of the folder")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log(f"install: {lock_path} is unreadable ({exc}); installing every wheel of the folder")
-    return [str(p) for p in sorted(wheels_dir.glob("*.whl"))]
+def lock_digest(lock: dict) -> str:
+    """sha256 of the lock's content (key order and layout do not count): the kernel carries its
+    build's, and refuses a wheels dataset whose lock is another."""
+    return hashlib.sha256(json.dumps(lock, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def lock_summary(lock: dict) -> dict:
+    """What the kernel carries of its build's lock: the digest, the requirements, vllm's version."""
+    requirements = list(lock.get("requirements") or [])
+    vllm = next((r.split("==", 1)[1] for r in requirements if r.startswith("vllm==")), None)
+    return {"digest": lock_digest(lock), "requirements": requirements, "vllm": vllm}
+
+
+def describe_lock(summary: dict) -> str:
+    what = f"vllm {summary['vllm']}" if summary.get("vllm") else " ".join(summary.get("requirements") or []) or "?"
+    return f"{what}, lock {summary.get('digest', '?')[:12]}"
 
 
 def interpreter_version(python: str) -> str:
@@ -253,28 +355,126 @@ def wrong_python(wheels_dir: Path, python: str) -> str | None:
             "them as a new version of the wheels dataset")
 
 
-def install_wheels(wheels_dir: Path, python: str = sys.executable) -> bool:
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def wheel_problem(wheels_dir: Path, wheels: list[dict]) -> str | None:
+    """The first locked wheel that is missing or whose sha256 is not the lock's, in one line; None if all match."""
+    for wheel in wheels:
+        path = wheels_dir / wheel["filename"]
+        if not path.is_file():
+            return f"wheel {wheel['filename']} of the lock is not in {wheels_dir}"
+        actual = sha256_of(path)
+        if actual != wheel["sha256"]:
+            return (f"wheel {path} has sha256 {actual}, the lock says {wheel['sha256']}: the wheels dataset is "
+                    "corrupt or was changed; upload wheels/ again (kaggle datasets version -p wheels)")
+    return None
+
+
+def hashed_requirements(wheels: list[dict]) -> str:
+    """A requirements file for ``pip install --require-hashes``: every locked wheel pinned, with its sha256."""
+    return "".join(f"{w['name']}=={w['version']} --hash=sha256:{w['sha256']}\n" for w in wheels)
+
+
+def install_wheels(wheels_dir: Path, python: str = sys.executable, built_lock: dict | None = None,
+                   scratch: Path | None = None) -> str | None:
+    """Install the lock's part for ``python`` from ``wheels_dir``, hash-checked; None when done, else
+    the cause in one line (nothing is installed then). ``built_lock`` is the kernel's lock summary:
+    a wheels dataset with another lock is refused."""
+    lock_path = wheels_dir / LOCK_NAME
+    if not lock_path.is_file():
+        if built_lock:
+            return (f"{wheels_dir} has no {LOCK_NAME}; this kernel was built with {describe_lock(built_lock)}: upload "
+                    "the wheels folder that build_bundle.py wrote")
+        return install_unchecked(wheels_dir, python)
+    try:
+        lock = read_json(lock_path)
+        dataset = lock_summary(lock)
+    except (OSError, ValueError, AttributeError) as exc:
+        return f"{lock_path} is unreadable ({exc})"
+    if built_lock and built_lock.get("digest") != dataset["digest"]:
+        return (f"the wheels dataset {wheels_dir} holds {describe_lock(dataset)}, this kernel was built with "
+                f"{describe_lock(built_lock)}: upload the wheels of this build (kaggle datasets version -p wheels) "
+                "or rebuild the kernel against that lock (build_bundle.py --lock)")
     mismatch = wrong_python(wheels_dir, python)
     if mismatch:
-        log(f"install: {mismatch}")
-        return False
-    requirements = install_requirements(wheels_dir, interpreter_version(python))
-    if not requirements:
-        log(f"install: no wheels in {wheels_dir}")
-        return False
-    log(f"install: {len(requirements)} packages from {wheels_dir} (pip --no-index)")
+        return mismatch
+    try:
+        part = lock_for_python(lock, interpreter_version(python))
+        wheels = list(part["wheels"])
+    except (KeyError, TypeError) as exc:
+        return f"{lock_path} has no usable part for this Python ({exc})"
+    started = time.monotonic()
+    problem = wheel_problem(wheels_dir, wheels)
+    if problem:
+        return problem
+    log(f"install: {len(wheels)} wheels match the lock's sha256 ({time.monotonic() - started:.0f}s to check)")
+    scratch = scratch or Path(tempfile.mkdtemp(prefix="arc_install_"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    requirements = scratch / "requirements.txt"
+    requirements.write_text(hashed_requirements(wheels))
+    return run_pip(python, wheels_dir, ["--require-hashes", "-r", str(requirements)], len(wheels))
+
+
+def install_unchecked(wheels_dir: Path, python: str) -> str | None:
+    """A folder of wheels without a lock (a hand-made dataset): every file, with nothing to check it against."""
+    files = [str(p) for p in sorted(wheels_dir.glob("*.whl"))]
+    if not files:
+        return f"no wheels in {wheels_dir}"
+    log(f"install: {wheels_dir} has no {LOCK_NAME}: installing its {len(files)} wheels unchecked")
+    return run_pip(python, wheels_dir, files, len(files))
+
+
+def run_pip(python: str, wheels_dir: Path, what: list[str], count: int) -> str | None:
+    log(f"install: {count} packages from {wheels_dir} (pip --no-index)")
     started = time.monotonic()
     result = subprocess.run(
         [python, "-m", "pip", "install", "--no-index", "--find-links", str(wheels_dir), "--quiet",
-         "--disable-pip-version-check", "--no-warn-script-location", *requirements],
+         "--disable-pip-version-check", "--no-warn-script-location", *what],
         capture_output=True, text=True,
     )
     if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        log(f"install: pip failed (exit {result.returncode}): {' | '.join(tail)}")
-        return False
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stderr or result.stdout)  # pip colours its errors
+        tail = [line.strip() for line in plain.strip().splitlines()[-3:]]
+        return f"pip failed (exit {result.returncode}): {' | '.join(tail)}"
     log(f"install: done in {time.monotonic() - started:.0f}s")
-    return True
+    return None
+
+
+def ensure_packages(args, python: str, built_lock: dict | None) -> str | None:
+    """vllm, numpy and orjson importable, vllm at the version the kernel was built for; None when so,
+    else the cause. An importable vllm of another version is named, then replaced by the locked one
+    (or, with --no-install, used as it is, said so)."""
+    versions = module_versions(python)
+    locked = (built_lock or {}).get("vllm")
+    found = versions.get("vllm")
+    other_vllm = bool(locked and found and found.split("+")[0] != locked)
+    if other_vllm:
+        log(f"packages: vllm {found} is importable, but this kernel was built for vllm {locked}: "
+            + ("--no-install (ARC_NO_INSTALL) is set, so vllm " + found + " runs as it is" if args.no_install
+               else "installing the locked one"))
+    missing = [name for name, version in versions.items() if version is None]
+    if (missing or other_vllm) and not args.no_install:
+        wheels_dir = args.wheels_dir or find_wheels_dir(args.input_dir)
+        if wheels_dir is None:
+            return (f"{', '.join(missing) or 'vllm ' + str(locked)} needed and no folder of .whl files under "
+                    f"{args.input_dir}: attach the wheels dataset")
+        cause = install_wheels(Path(wheels_dir), python, built_lock, args.scratch_dir)
+        if cause:
+            return f"install: {cause}"
+        versions = module_versions(python)
+        missing = [name for name, version in versions.items() if version is None]
+        if not missing and locked and versions["vllm"].split("+")[0] != locked:
+            return f"vllm {versions['vllm']} still imports after installing the locked {locked}"
+    if missing:
+        return f"{', '.join(missing)} do(es) not import"
+    log("packages: " + ", ".join(f"{name} {version}" for name, version in versions.items()))
+    return None
 
 
 # ---------------------------------------------------------------- device
@@ -300,14 +500,25 @@ def query_gpus() -> list[tuple[str, tuple[int, int]]]:
 
 
 def run_pipeline(command: list[str], env: dict, hard_seconds: float) -> int | None:
-    """The run in its own process group; killed (with its vLLM workers) at the hard stop. None = killed."""
-    process = subprocess.Popen(command, env=env, start_new_session=True)
+    """The run in its own process group; killed (with its vLLM workers) at the hard stop. None = killed.
+    Its output is passed on line by line through this process's stdout, which a notebook shows (a
+    child writing to the inherited descriptor may not reach the cell's output)."""
+    process = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+
+    def relay():
+        for line in process.stdout:
+            print(line, end="", flush=True)
+
+    relayer = threading.Thread(target=relay, daemon=True)
+    relayer.start()
     try:
-        return process.wait(timeout=max(hard_seconds, 1))
+        code = process.wait(timeout=max(hard_seconds, 1))
     except subprocess.TimeoutExpired:
         log(f"run: still running at the hard stop ({hard_seconds:.0f}s); stopping it")
         import signal
 
+        code = None
         for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
             try:
                 os.killpg(process.pid, sig)
@@ -318,34 +529,52 @@ def run_pipeline(command: list[str], env: dict, hard_seconds: float) -> int | No
                 break
             except subprocess.TimeoutExpired:
                 continue
-        return None
+    relayer.join(timeout=10)  # an orphaned grandchild may hold the pipe open: do not wait on it for long
+    return code
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def parse_args(argv: list[str], build: dict | None = None) -> argparse.Namespace:
     env = os.environ.get
+    build = build or {}
     p = argparse.ArgumentParser(
         prog="kernel",
         description="ARC Prize Kaggle kernel: fallback submission first, offline install of the vendored "
-                    "wheels if needed, then the AIRV run under a time budget. Options after a lone '--' go "
-                    "to 'python -m submission run' (after the ones built into the kernel).",
+                    "wheels if needed, then the AIRV run under a time budget. Kaggle's commit run (saving a "
+                    f"version) runs the placeholder tasks under --commit-budget and fails when the run could not "
+                    f"score; the scoring rerun ({RERUN_VARIABLE} set) runs under --time-budget and never fails "
+                    "while a valid submission exists. Options after a lone '--' go to 'python -m submission "
+                    "run' (after the ones built into the kernel).",
     )
+    p.add_argument("--mode", choices=("commit", "rerun"), default=kernel_mode(os.environ),
+                   help=f"commit run or scoring rerun (default: rerun when {RERUN_VARIABLE} is set, else commit; "
+                        "here: %(default)s)")
     p.add_argument("--input-dir", type=Path, default=Path(env("KAGGLE_INPUT_DIR", DEFAULT_INPUT_DIR)),
                    help="where the competition data and the datasets are mounted (env KAGGLE_INPUT_DIR; "
                         "default: %(default)s)")
     p.add_argument("--working-dir", type=Path, default=Path(env("KAGGLE_WORKING_DIR", DEFAULT_WORKING_DIR)),
-                   help="where submission.json goes (env KAGGLE_WORKING_DIR; default: %(default)s)")
+                   help="where submission.json goes: Kaggle's output, kept small (env KAGGLE_WORKING_DIR; "
+                        "default: %(default)s)")
+    p.add_argument("--scratch-dir", type=Path,
+                   default=Path(env("ARC_SCRATCH_DIR", str(Path(tempfile.gettempdir()) / "arc-kernel"))),
+                   help="for what is not output: test-time adapters, the preflight's run, pip's requirements "
+                        "(env ARC_SCRATCH_DIR; default: %(default)s)")
+    p.add_argument("--competition", default=env("ARC_COMPETITION", build.get("competition") or DEFAULT_COMPETITION),
+                   help="competition slug, whose mount is searched first (env ARC_COMPETITION; default: %(default)s)")
     p.add_argument("--challenges", type=Path, default=env("ARC_CHALLENGES"),
-                   help="challenges file (env ARC_CHALLENGES); default: the newest competition's "
-                        "*test_challenges.json under the input dir")
+                   help="challenges file (env ARC_CHALLENGES); default: the competition's *test_challenges.json")
     p.add_argument("--model", type=Path, default=env("ARC_MODEL_DIR"),
-                   help="model folder (env ARC_MODEL_DIR); default: the folder with a model's config.json "
-                        "under the input dir")
+                   help="model folder (env ARC_MODEL_DIR); default: the one built in (build_bundle.py --model-path), "
+                        "else the folder with arc_format.json, else a Kaggle Models mount under the input dir")
     p.add_argument("--wheels-dir", type=Path, default=env("ARC_WHEELS_DIR"),
                    help="vendored wheels (env ARC_WHEELS_DIR); default: the folder of .whl files under the input dir")
     p.add_argument("--time-budget", type=float, default=float(env("ARC_TIME_BUDGET", DEFAULT_TIME_BUDGET)),
-                   help="seconds for the whole kernel, install included (env ARC_TIME_BUDGET; default: "
+                   help="seconds for the whole scoring rerun, install included (env ARC_TIME_BUDGET; default: "
                         "%(default)s = 11 h)")
-    p.add_argument("--no-install", action="store_true", help="never pip install, even if vllm does not import")
+    p.add_argument("--commit-budget", type=float, default=float(env("ARC_COMMIT_BUDGET", DEFAULT_COMMIT_BUDGET)),
+                   help="seconds for the whole commit run (env ARC_COMMIT_BUDGET; default: %(default)s = 20 min)")
+    p.add_argument("--no-install", action="store_true", default=bool(env("ARC_NO_INSTALL")),
+                   help="never pip install: use the vllm that imports, saying so if it is not the locked version "
+                        "(env ARC_NO_INSTALL; for a rehearsal on a machine with its own vllm)")
     p.add_argument("--check", action="store_true",
                    help="preflight, a few minutes: the machine, the wheels, the install, the engine on one small "
                         "task, and the projected time of the whole test set against the budget, ending in a "
@@ -362,39 +591,53 @@ def split_run_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: list[str] | None = None, run_args: list[str] = (), package_root: str | None = None,
          build: dict | None = None) -> int:
-    """The kernel. Returns 0 whenever a valid submission.json is in place, 1 when none could be written."""
-    own, extra_run_args = split_run_args(list(sys.argv[1:] if argv is None else argv))
-    args = parse_args(own)
+    """The kernel as a command; its exit status (see Outcome)."""
+    return kernel(list(sys.argv[1:] if argv is None else argv), run_args, package_root, build).code
+
+
+def kernel(argv: list[str], run_args: list[str] = (), package_root: str | None = None,
+           build: dict | None = None) -> Outcome:
+    own, extra_run_args = split_run_args(list(argv))
+    args = parse_args(own, build)
     python = sys.executable
     package_root = package_root or str(Path(__file__).resolve().parent.parent)
+    commit = args.mode == "commit"
+    if commit:
+        log(f"mode: commit run ({RERUN_VARIABLE} unset): the placeholder tasks within {args.commit_budget:.0f}s; "
+            "this run FAILS if it could not score (no challenges, no engine, no answer that parses)")
+    else:
+        log(f"mode: scoring rerun ({RERUN_VARIABLE}={os.environ.get(RERUN_VARIABLE, '')!r}): the hidden tasks "
+            f"within {args.time_budget:.0f}s; it never fails while a valid submission.json exists")
     log(f"start: python {sys.version.split()[0]}, package from {package_root}"
-        + (f", build {build.get('commit', '?')}" if build else ""))
+        + (f", build {build.get('commit', '?')}" if build else "")
+        + (f", {describe_lock(build['lock'])}" if build and build.get("lock") else ""))
 
     # 1. the challenges, and a fallback submission before anything can fail
-    candidates = [args.challenges] if args.challenges else find_challenges(args.input_dir)
+    candidates = [args.challenges] if args.challenges else find_challenges(args.input_dir, args.competition)
     if not candidates:
-        log(f"error: no *test_challenges.json under {args.input_dir} (set --challenges or ARC_CHALLENGES); "
-            f"no submission can be written")
-        return 1
+        return failed(f"no *test_challenges.json under {args.input_dir} (looked in competitions/{args.competition}/, "
+                      f"{args.competition}/, then everywhere): attach the competition, or set --challenges "
+                      "(ARC_CHALLENGES); no submission can be written", code=1)
     challenges_path = candidates[0]
     try:
         raw = read_json(challenges_path)
         if not isinstance(raw, dict):
             raise ValueError(f"expected an object of tasks, got {type(raw).__name__}")
     except (OSError, ValueError) as exc:
-        log(f"error: challenges file {challenges_path}: {exc}; no submission can be written")
-        return 1
+        return failed(f"challenges file {challenges_path}: {exc}; no submission can be written", code=1)
     submission_path = args.working_dir / "submission.json"
     fallback = fallback_submission(raw)
     write_json_atomic(submission_path, fallback)
     n_tests = sum(len(test_inputs(t)) for t in raw.values())
-    log(f"fallback: {submission_path} written for {len(raw)} tasks, {n_tests} test inputs, from {challenges_path}"
-        + (f" (also found: {', '.join(map(str, candidates[1:]))})" if len(candidates) > 1 else ""))
+    log(f"challenges: {challenges_path}" + (f" (also found, not used: {', '.join(map(str, candidates[1:]))})"
+                                             if len(candidates) > 1 else ""))
+    log(f"fallback: {submission_path} written for {len(raw)} tasks, {n_tests} test inputs")
 
     try:
-        run_job(args, python, package_root, challenges_path, run_args, extra_run_args, raw, fallback, submission_path)
+        cause = run_job(args, python, package_root, challenges_path, run_args, extra_run_args, raw, fallback,
+                        submission_path, build or {})
     except Exception as exc:  # whatever happens, the fallback (or a validated result) stays
-        log(f"error: {type(exc).__name__}: {exc}; {submission_path} keeps the fallback")
+        cause = f"{type(exc).__name__}: {exc}"
 
     # 5. the final word: the file on disk must validate, or the fallback goes back
     try:
@@ -405,72 +648,111 @@ def main(argv: list[str] | None = None, run_args: list[str] = (), package_root: 
         log(f"final check: {len(problems)} problem(s) ({problems[0]}); writing the fallback again")
         write_json_atomic(submission_path, fallback)
     log(f"done: {submission_path} is valid")
-    return 0
+    if cause and commit:
+        return failed(f"commit run: {cause}. {submission_path} holds the fallback; this version would score 0: "
+                      "do not submit it", code=2)
+    if cause:
+        log(f"error (the rerun goes on with a valid submission.json): {cause}")
+    return Outcome(0)
+
+
+def failed(reason: str, code: int) -> Outcome:
+    log(f"FAILED: {reason}")
+    return Outcome(code, reason)
 
 
 def run_job(args, python: str, package_root: str, challenges_path: Path, run_args, extra_run_args,
-            raw: dict, fallback: dict, submission_path: Path) -> None:
-    deadline = _started + args.time_budget
+            raw: dict, fallback: dict, submission_path: Path, build: dict) -> str | None:
+    """Steps 2-4 and the commit run's report; None when the run made answers that parse, else why not."""
+    deadline = _started + (min(args.time_budget, args.commit_budget) if args.mode == "commit" else args.time_budget)
 
-    # 2. the packages: vendored wheels when the image lacks them
-    missing = missing_modules(python)
-    if missing and not args.no_install:
-        wheels_dir = args.wheels_dir or find_wheels_dir(args.input_dir)
-        if wheels_dir is None:
-            log(f"install: {', '.join(missing)} missing and no folder of .whl files under {args.input_dir}")
-        else:
-            install_wheels(Path(wheels_dir), python)
-            missing = missing_modules(python)
-    if missing:
-        log(f"error: {', '.join(missing)} do(es) not import; {submission_path} keeps the fallback")
-        return
-    log(f"packages: {', '.join(REQUIRED_MODULES)} import")
+    # 2. the packages: vendored wheels when the image lacks them or holds another vllm
+    cause = ensure_packages(args, python, build.get("lock"))
+    if cause:
+        return f"{cause}; the engine cannot start"
 
     # 3. the model and the device
-    run_dir = args.working_dir / RUN_FOLDER
     if args.model:
-        model_dir = args.model
+        model_dir, why = args.model, "--model / ARC_MODEL_DIR"
     else:
-        models = find_model_dirs(args.input_dir)
-        if not models:
-            log(f"error: no model folder (config.json) under {args.input_dir} (set --model or ARC_MODEL_DIR); "
-                f"{submission_path} keeps the fallback")
-            return
-        model_dir = models[0]
-        if len(models) > 1:
-            log(f"model: {len(models)} candidates, using the first; others: {', '.join(map(str, models[1:4]))}")
+        model_dir, why = choose_model(args.input_dir, build.get("model_path"))
+        if model_dir is None:
+            return why
     gpus = query_gpus()
     device = ", ".join(f"{name} (compute {a}.{b})" for name, (a, b) in gpus) or "no GPU (CPU)"
-    log(f"model: {model_dir}; device: {device}")
+    log(f"model: {model_dir} ({why}); device: {device}")
     too_old = [(name, cc) for name, cc in gpus if tuple(cc) < (7, 0)]
     if too_old:  # vLLM would fail after minutes of start-up: say so now
         name, (a, b) = too_old[0]
-        log(f"error: GPU {name} has compute capability {a}.{b}; vLLM needs 7.0 or newer: give the kernel another "
-            f"accelerator (build_bundle.py --machine-shape NvidiaL4); {submission_path} keeps the fallback")
-        return
+        return (f"GPU {name} has compute capability {a}.{b}; vLLM needs 7.0 or newer: give the kernel another "
+                f"accelerator (build_bundle.py --machine-shape NvidiaL4)")
     if not gpus:
         log("warning: no GPU found (nvidia-smi): vLLM's CUDA build cannot run without one; on Kaggle, give the "
             "kernel a GPU accelerator (kernel-metadata's machine_shape)")
 
+    all_run_args = ["--adapters-dir", str(args.scratch_dir / "adapters"), *run_args, *extra_run_args]
     if args.check:
-        preflight_run(args, python, package_root, raw, model_dir, gpus, [*run_args, *extra_run_args])
-        return
+        return preflight_run(args, python, package_root, raw, model_dir, gpus, all_run_args)
 
     # 4. the run, in a child process under the time budget
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    run_dir = args.working_dir / RUN_FOLDER
     remaining = deadline - time.monotonic()
     limits = child_time_limits(remaining)
     if limits is None:
-        log(f"error: only {remaining:.0f}s of the time budget left; {submission_path} keeps the fallback")
-        return
+        return f"only {remaining:.0f}s of the time budget left, too little to start the run"
     hard, budget = limits
     command = [python, "-m", "submission", "run", "--challenges", str(challenges_path), "--model", str(model_dir),
-               "--out", str(run_dir), "--time-budget", f"{budget:.0f}", *run_args, *extra_run_args]
+               "--out", str(run_dir), "--time-budget", f"{budget:.0f}", *all_run_args]
     log(f"run: {' '.join(command[1:])}")
-    code = run_pipeline(command, env, hard)
+    run_started = time.monotonic()
+    code = run_pipeline(command, child_env(package_root), hard)
     status = "killed at the hard stop" if code is None else f"exit {code}"
     log(f"run: {status}; {adopt_result(raw, fallback, run_dir / 'submission.json', submission_path)}")
+    measured = measure_run(run_dir)
+    if isinstance(measured, str):
+        return measured
+    if args.mode == "commit":
+        views = int(_option(all_run_args, "--augmentations", "8"))
+        engines = measured["engines"]
+        left = args.time_budget - (run_started - _started) - measured["start_seconds"] - SOFT_MARGIN - HARD_MARGIN
+        speed_report(measured, raw, HIDDEN_TASKS, views, 1.0, left, engines, "the hidden test set")
+    if not measured["parsed"]:
+        return (f"none of the run's {measured['predictions']} predictions parsed to a grid: a broken model or a "
+                "prompt-format mismatch (check the model's arc_format.json; `python -m submission prompt` shows what "
+                "the model is asked)")
+    return None
+
+
+def child_env(package_root: str) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def measure_run(run_dir: Path) -> dict | str:
+    """What a finished run measured (run.json and its predictions), or why there is nothing to measure."""
+    try:
+        record = read_json(run_dir / "run.json")
+    except (OSError, ValueError) as exc:
+        return f"the run left no run.json ({exc}); see its lines above"
+    status = str(record.get("status"))
+    if status.startswith("engine could not start"):
+        return f"the {status}"
+    tokens = 0
+    try:
+        with open(run_dir / "predictions.jsonl", "rb") as f:
+            for line in f:
+                tokens += json.loads(line).get("token_count") or 0
+    except (OSError, ValueError):
+        pass
+    engine = record.get("engine") or {}
+    return {"status": status, "prompts": record.get("prompts_sent") or 0,
+            "generate": (record.get("stage_seconds") or {}).get("generate", 0.0), "tokens": tokens,
+            "predictions": record.get("predictions") or 0, "parsed": record.get("parsed") or 0,
+            "seconds": record.get("seconds") or 0.0, "ttt": record.get("ttt"),
+            "engines": engine.get("workers") or 1,
+            "start_seconds": max([engine.get("start_seconds") or 0.0]
+                                 + [e.get("start_seconds") or 0.0 for e in engine.get("each") or []])}
 
 
 def child_time_limits(remaining: float) -> tuple[float, float] | None:
@@ -483,7 +765,8 @@ def child_time_limits(remaining: float) -> tuple[float, float] | None:
     return hard, hard - SOFT_MARGIN
 
 
-CHECK_SECONDS = 240  # the preflight's own run: engine start-up and one small task's views
+CHECK_SECONDS = 240  # the preflight's measurement: one small task's views, after engine start-up
+CHECK_STARTUP_ALLOWANCE = 900  # engine start-up is not measured: a slow start (a busy disk) must not eat it
 CHECK_VIEWS = 8
 
 
@@ -526,48 +809,62 @@ def smallest_task(raw: dict) -> str:
 
 
 def preflight_run(args, python: str, package_root: str, raw: dict, model_dir: Path, gpus, run_args: list[str]):
-    """One small task through the real run; then the whole test set's projected time and a verdict."""
+    """One small task through the real run; then the whole test set's projected time and a verdict.
+    Engine start-up has its own allowance, apart from the measurement. None, or the cause of a FAIL."""
     for fact in machine_facts():
         log(f"check: {fact}")
     task_id = smallest_task(raw)
-    check_dir = args.working_dir / "check"
+    check_dir = args.scratch_dir / "check"
     check_dir.mkdir(parents=True, exist_ok=True)
     one = check_dir / "one_task.json"
     write_json_atomic(one, {task_id: raw[task_id]})
     views = int(_option(run_args, "--augmentations", "8"))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    budget = CHECK_STARTUP_ALLOWANCE + CHECK_SECONDS
     command = [python, "-m", "submission", "run", "--challenges", str(one), "--model", str(model_dir), "--out",
                str(check_dir / "run"), *run_args, "--augmentations", str(CHECK_VIEWS), "--no-adaptive", "--fresh",
-               "--workers", "1", "--time-budget", str(CHECK_SECONDS)]
-    log(f"check: the engine on task {task_id} ({CHECK_VIEWS} views): {' '.join(command[1:])}")
+               "--workers", "1", "--time-budget", str(budget)]
+    log(f"check: the engine on task {task_id} ({CHECK_VIEWS} views; {CHECK_STARTUP_ALLOWANCE}s allowed for start-up, "
+        f"then {CHECK_SECONDS}s): {' '.join(command[1:])}")
     started = time.monotonic()
-    code = run_pipeline(command, env, CHECK_SECONDS + 60)
-    try:
-        record = read_json(check_dir / "run" / "run.json")
-    except (OSError, ValueError) as exc:
-        log(f"verdict: FAIL: the check run left no run.json (exit {code}; {exc}); see its lines above")
-        return
-    prompts = record.get("prompts_sent") or 0
-    generate = (record.get("stage_seconds") or {}).get("generate", 0.0)
-    if record.get("status") != "done" or not prompts or not generate:
-        log(f"verdict: FAIL: the check run ended '{record.get('status')}' after {prompts} prompts; see above")
-        return
-    tokens = 0
-    with open(check_dir / "run" / "predictions.jsonl", "rb") as f:
-        for line in f:
-            tokens += json.loads(line).get("token_count") or 0
+    code = run_pipeline(command, child_env(package_root), budget + 60)
+    measured = measure_run(check_dir / "run")
+    if isinstance(measured, str):
+        log(f"verdict: FAIL: {measured} (exit {code})")
+        return measured
+    if not measured["prompts"] or not measured["generate"]:
+        cause = f"the check run ended '{measured['status']}' after {measured['prompts']} prompts; see above"
+        log(f"verdict: FAIL: {cause}")
+        return cause
+    log(f"check: engine start-up {measured['start_seconds']:.0f}s (not counted in the measurement)")
     engines = max(len(gpus), 1)
-    test_inputs_total = sum(len(test_inputs(t)) for t in raw.values())
-    per_prompt = generate / prompts
-    projected = per_prompt * test_inputs_total * views / engines
     left = _started + args.time_budget - time.monotonic() - (time.monotonic() - started)
-    log(f"check: {prompts} prompts in {generate:.1f}s of generation ({tokens / generate:,.0f} generated tokens/s, "
-        f"{per_prompt:.2f}s per prompt on one engine, engine start-up and the rest "
-        f"{record.get('seconds', 0) - generate:.0f}s)")
-    log(f"check: the whole test set, {test_inputs_total} test inputs x {views} views on {engines} engine(s): "
-        f"about {_minutes(projected)} at this rate (a small batch: the real run batches more and goes faster)")
-    training, training_lines, training_advice = training_projection(record.get("ttt"), len(raw), engines, left)
+    tests_per_task = sum(len(test_inputs(t)) for t in raw.values()) / max(len(raw), 1)
+    speed_report(measured, raw, len(raw), views, 1 / engines, left, engines, "the whole test set",
+                 tests_per_task=tests_per_task)
+    return None
+
+
+def speed_report(measured: dict, raw: dict, tasks: int, views: int, speedup_inverse: float, left: float,
+                 engines: int, label: str, tests_per_task: float | None = None) -> None:
+    """Log the measured generation speed, the projected time of ``tasks`` tasks at ``views`` views
+    (the measured seconds per prompt, times ``speedup_inverse``: 1/engines when one engine measured
+    for several), test-time fine-tuning's share, and one verdict line against ``left`` seconds."""
+    prompts, generate = measured["prompts"], measured["generate"]
+    if not prompts or not generate:
+        log(f"check: no generation to measure (status '{measured['status']}')")
+        return
+    if tests_per_task is None:
+        tests_per_task = sum(len(test_inputs(t)) for t in raw.values()) / max(len(raw), 1)
+    per_prompt = generate / prompts
+    test_inputs_total = round(tasks * tests_per_task)
+    projected = per_prompt * speedup_inverse * test_inputs_total * views
+    log(f"check: {prompts} prompts in {generate:.1f}s of generation ({measured['tokens'] / generate:,.0f} generated "
+        f"tokens/s, {per_prompt:.2f}s per prompt; engine start-up and the rest "
+        f"{measured['seconds'] - generate:.0f}s)")
+    log(f"check: {label}, {tasks} tasks = about {test_inputs_total} test inputs x {views} views on {engines} "
+        f"engine(s): about {_minutes(projected)} at this rate (measured on a smaller batch: more prompts at "
+        "once go faster)")
+    training, training_lines, training_advice = training_projection(measured.get("ttt"), tasks, engines, left)
     for line in training_lines:
         log(f"check: {line}")
     left -= training

@@ -135,7 +135,7 @@ class EnginePool:
 
     def describe(self) -> dict:
         return {"engine": "vllm-pool", "workers": len(self.workers), "each": self.descriptions,
-                **{k: self.descriptions[0][k] for k in ("vllm_version", "device", "dtype") if self.descriptions}}
+                **{k: self.descriptions[0][k] for k in ("vllm_version", "device", "dtype", "environment") if self.descriptions}}
 
     def close(self) -> None:
         for w in self.workers:

