@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Whether every real answer fits the answer budget, and what the budget costs the prompts.
 
-Over ARC-AGI-1 in Kaggle's layout (training and evaluation, with solutions): test outputs larger
-than prompts.answer_side_bound (those would be cut at max_tokens, never right), prompts that lose
-train examples to fit --context beside the answer budget, and test outputs equal to their input
-(the reason selection ranks a copy of the input last). No engine: the demo model's tokenizer only.
+Over ARC sets in Kaggle's layout (training and evaluation, with solutions): test outputs larger
+than prompts.answer_side_bound (each named: it would be cut at max_tokens, never right), prompts
+that lose train examples to fit --context beside the answer budget, and test outputs equal to
+their input (the reason selection ranks a copy of the input last). No engine: a tokenizer only.
 
-    python bench/answer_budget.py --arc ../shared/data/arc-agi-1
+    python bench/answer_budget.py --arc ../shared/data/arc-agi-1 ../shared/data/arc-agi-2
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from submission.tasks import load_challenges, load_solutions  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arc", type=Path, default=ROOT.parent / "shared" / "data" / "arc-agi-1",
-                        help="folder with arc-agi_{training,evaluation}_{challenges,solutions}.json")
+    parser.add_argument("--arc", type=Path, nargs="+", default=[ROOT.parent / "shared" / "data" / "arc-agi-1"],
+                        help="folders with arc-agi_{training,evaluation}_{challenges,solutions}.json")
     parser.add_argument("--model", default=str(ROOT / "models" / "arc-demo"),
                         help="whose tokenizer and prompt format (arc_format.json) count the tokens")
     parser.add_argument("--context", type=int, default=8192)
@@ -40,23 +40,28 @@ def main(argv: list[str] | None = None) -> int:
     encoder_name = fmt.get("encoder", DEFAULT_ENCODER)
     encoder, template = get_encoder(encoder_name), get_template(fmt.get("template", DEFAULT_TEMPLATE))
     print(f"prompt format: encoder {encoder_name}, template {template.name}")
-    for split in ("training", "evaluation"):
-        challenges = load_challenges(args.arc / f"arc-agi_{split}_challenges.json")
-        solutions, _ = load_solutions(args.arc / f"arc-agi_{split}_solutions.json")
+    for arc, split in ((arc, split) for arc in args.arc for split in ("training", "evaluation")):
+        challenges = load_challenges(arc / f"arc-agi_{split}_challenges.json")
+        solutions, _ = load_solutions(arc / f"arc-agi_{split}_solutions.json")
         answers = past_bound = trimmed = unanswerable = copies = 0
+        too_large = []
         for task_id, task in challenges.tasks.items():
             bound, budget = answer_side_bound(task), answer_token_budget(tokenizer, encoder, task)
             for i, answer in enumerate(solutions.get(task_id, ())):
                 answers += 1
-                past_bound += max(answer.shape) > bound
+                if max(answer.shape) > bound:
+                    past_bound += 1
+                    too_large.append(f"{task_id}[{i}] {answer.shape[0]}x{answer.shape[1]} > {bound}")
                 copies += bool(np.array_equal(answer, task.test_inputs[i]))
                 try:
                     prompt = build_prompt(tokenizer, template, encoder, task, i, args.context, budget)
                     trimmed += prompt.examples_dropped > 0
                 except Unanswerable:
                     unanswerable += 1
-        print(f"{split}: {answers} test outputs, {past_bound} larger than the answer bound, {copies} equal to their "
+        print(f"{arc.name} {split}: {answers} test outputs, {past_bound} larger than the answer bound, {copies} equal to their "
               f"input; at context {args.context}: {trimmed} prompts drop train examples, {unanswerable} unanswerable")
+        for line in too_large:
+            print(f"  does not fit: {line}")
     return 0
 
 

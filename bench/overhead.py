@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from common import (ROOT, SAMPLE_CHALLENGES, EVAL_HINT, Timer, add_common_arguments, add_engine_arguments, finish,
                     forget_cached_prompts, load_tasks, machine, rotations, solutions_path, start, tokens_out)
-from qwen_like import build_qwen_like_tokenizer, merges_count
 
 from submission.encoders import get_encoder
 from submission.engine import Completion, exit_process
@@ -38,7 +38,7 @@ from submission.prompts import get_template, load_tokenizer, render
 from submission.select import get_selector
 from submission.submit import build_submission, write_json_atomic
 
-DEFAULT_EVAL = ROOT.parent / "shared" / "data" / "arc-agi-1" / "arc-agi_evaluation_challenges.json"
+DEFAULT_EVAL = ROOT / "data" / "arc-agi-2-evaluation" / "challenges.json"  # the 2026 competition's stand-in
 STAGES = ("plan", "render_and_tokenize", "generate_fake", "parse_and_unaugment", "record", "select")
 
 
@@ -56,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-challenges", type=Path, default=DEFAULT_EVAL,
                    help=f"CPU part: the challenges file, {EVAL_HINT}, all of its tasks (--tasks is for the "
                         "engine part); the bundled sample when the file is missing (default: %(default)s)")
-    p.add_argument("--cost-tokenizers", default="model,qwen-like",
+    p.add_argument("--cost-tokenizers", default="model,qwen2.5",
                    help="CPU part: tokenizers to measure, comma-separated: model (the --model's; the tiny one's is "
-                        "one token per byte), qwen-like (Qwen2-style BPE trained here) (default: %(default)s)")
+                        "one token per byte), qwen2.5 (Qwen2.5's real tokenizer, built offline) (default: %(default)s)")
     p.add_argument("--skip-engine", action="store_true", help="only the CPU part (no vLLM)")
     p.add_argument("--skip-cpu", action="store_true", help="only the engine part")
     return p
@@ -278,12 +278,6 @@ def render_vs_tokenize(challenges, tokenizer, settings: RunSettings) -> dict:
     }
 
 
-def training_texts(challenges, tokenizer, encoder_name: str, template_name: str) -> list[str]:
-    encoder, template = get_encoder(encoder_name), get_template(template_name)
-    return [render(tokenizer, template, encoder, task, i, len(task.train))
-            for task in challenges.tasks.values() for i in range(len(task.test_inputs))]
-
-
 def cpu_part(args, model_tokenizer) -> dict:
     """``model_tokenizer``: the --model's Hugging Face tokenizer (each pass wraps it afresh)."""
     path = args.cost_challenges
@@ -295,16 +289,16 @@ def cpu_part(args, model_tokenizer) -> dict:
     for name in [n.strip() for n in args.cost_tokenizers.split(",") if n.strip()]:
         if name == "model":
             tokenizers[name] = (model_tokenizer, {"kind": f"the tokenizer of {args.model}"})
-        elif name == "qwen-like":
-            settings = RunSettings()
+        elif name == "qwen2.5":
+            sys.path.insert(0, str(ROOT / "scripts"))
+            from build_qwen_tokenizer import build_qwen_tokenizer
+
             t = time.perf_counter()
-            qwen = build_qwen_like_tokenizer(training_texts(challenges, model_tokenizer, settings.encoder,
-                                                            settings.template), model_tokenizer.chat_template)
-            tokenizers[name] = (qwen, {"kind": "Qwen2-style byte-level BPE (Qwen2 regex, NFC), merges trained here "
-                                              "on the file's prompts", "merges": merges_count(qwen),
+            qwen = build_qwen_tokenizer()
+            tokenizers[name] = (qwen, {"kind": "Qwen2.5's real tokenizer (151,665 tokens, scripts/build_qwen_tokenizer.py)",
                                       "build_seconds": round(time.perf_counter() - t, 1)})
         else:
-            raise SystemExit(f"unknown tokenizer {name!r}; choose from model, qwen-like")
+            raise SystemExit(f"unknown tokenizer {name!r}; choose from model, qwen2.5")
     results = {}
     for name, (tokenizer, info) in tokenizers.items():
         figures = cpu_cost(challenges, tokenizer, args.max_model_len, args.views, args.repeats)

@@ -157,22 +157,35 @@ def save_model_dir(model, tokenizer, out: Path) -> None:
             p.chmod(0o644)
 
 
-def build_tiny_model(out_dir, seed: int = 0, max_position_embeddings: int = 8192) -> Path:
-    """Build the tiny model + tokenizer into ``out_dir`` and return its Path."""
+VOCABULARIES = ("bytes", "qwen2.5")
+
+
+def build_tiny_model(out_dir, seed: int = 0, max_position_embeddings: int = 8192, vocabulary: str = "bytes") -> Path:
+    """Build the tiny model + tokenizer into ``out_dir`` and return its Path. ``vocabulary``: the
+    byte-level one (259 tokens: fast, one token per character) or Qwen2.5's real tokenizer
+    (build_qwen_tokenizer.py) with Qwen2.5-0.5B's 151,936 embedding rows, tied (about 40 MB)."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    tokenizer = build_tokenizer()
+    if vocabulary == "qwen2.5":
+        from build_qwen_tokenizer import MODEL_VOCAB, build_qwen_tokenizer
+
+        tokenizer, vocab_size = build_qwen_tokenizer(), MODEL_VOCAB
+    elif vocabulary == "bytes":
+        tokenizer = build_tokenizer()
+        vocab_size = _padded_vocab_size(len(tokenizer))
+    else:
+        raise ValueError(f"vocabulary {vocabulary!r}: choose from {', '.join(VOCABULARIES)}")
     endoftext_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     im_end_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert tokenizer.eos_token_id == im_end_id
     assert tokenizer.pad_token_id == endoftext_id
 
     config = Qwen2Config(
-        vocab_size=_padded_vocab_size(len(tokenizer)),
+        vocab_size=vocab_size,
         hidden_size=HIDDEN_SIZE,
         intermediate_size=INTERMEDIATE_SIZE,
         num_hidden_layers=NUM_HIDDEN_LAYERS,
@@ -284,11 +297,15 @@ def main(argv: list[str] | None = None) -> int:
         default=8192,
         help="config.max_position_embeddings (default: %(default)s)",
     )
+    parser.add_argument("--vocab", choices=VOCABULARIES, default="bytes",
+                        help="bytes: the byte-level test vocabulary; qwen2.5: Qwen2.5's real tokenizer and its "
+                             "151,936-row embedding (default: %(default)s)")
     parser.add_argument("--skip-check", action="store_true", help="skip the post-build sanity checks")
     args = parser.parse_args(argv)
 
-    out = build_tiny_model(args.out, seed=args.seed, max_position_embeddings=args.max_position_embeddings)
-    if not args.skip_check:
+    out = build_tiny_model(args.out, seed=args.seed, max_position_embeddings=args.max_position_embeddings,
+                           vocabulary=args.vocab)
+    if not args.skip_check and args.vocab == "bytes":
         self_check(out)
     total = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     print(f"built {out} ({total} bytes total)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import orjson
 
-from .encoders import DEFAULT_ENCODER, ENCODERS
+from .encoders import DEFAULT_ENCODER, ENCODERS, get_encoder
 from .engine import DEFAULT_CPU_KV_CACHE_GIB, DEFAULT_MAX_MODEL_LEN  # engine.py imports vllm only when used
 from .pipeline import DEFAULT_TIME_BUDGET
 from .prompts import DEFAULT_TEMPLATE, TEMPLATES
@@ -254,6 +255,9 @@ def cmd_run(args) -> int:
         log(f"run: {gpus} GPUs, but beam mode and judge selectors run on one engine: using one")
         workers = 1
     tokenizer = load_tokenizer(args.model, log=log)
+    problem = check_model_inputs(args, tokenizer, challenges)
+    if problem:
+        sys.exit(f"error: model folder {args.model}: {problem}; {submission_path} keeps the fallback attempts")
     try:
         if workers == 1:
             engine = start_engine(engine_settings, log=log)
@@ -279,6 +283,27 @@ def cmd_run(args) -> int:
         engine.close()
     log(f"wrote {submission_path} after {record['seconds']:.0f}s: {record['status']}")
     return 0 if record["status"] in ("done", "time budget reached") else 3
+
+
+def check_model_inputs(args, tokenizer, challenges) -> str | None:
+    """What would break the run after the engine's minutes of start-up, said before it: a tokenizer
+    that cannot write the format, or larger than the embedding (the cause, returned); test inputs no
+    prompt fits (a line each, and the run goes on)."""
+    from .engine import model_context_limit
+    from .prompts import get_template, tokenizer_problems, unfittable_test_inputs
+
+    try:
+        vocab_size = json.loads((Path(args.model) / "config.json").read_text()).get("vocab_size")
+    except (OSError, ValueError, AttributeError):
+        vocab_size = None
+    encoder = get_encoder(args.encoder)
+    problems = tokenizer_problems(tokenizer, encoder, vocab_size if isinstance(vocab_size, int) else None)
+    if problems:
+        return "; ".join(problems)
+    context = min(args.max_model_len, model_context_limit(args.model) or args.max_model_len)
+    for line in unfittable_test_inputs(tokenizer, get_template(args.template), encoder, challenges.tasks, context):
+        log(f"run: {line}")
+    return None
 
 
 def test_time_fine_tuning(args, challenges, settings, ttt_settings, started: float, gpus: int):

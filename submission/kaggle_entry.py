@@ -631,6 +631,10 @@ def kernel(argv: list[str], run_args: list[str] = (), package_root: str | None =
     n_tests = sum(len(test_inputs(t)) for t in raw.values())
     log(f"challenges: {challenges_path}" + (f" (also found, not used: {', '.join(map(str, candidates[1:]))})"
                                              if len(candidates) > 1 else ""))
+    own = (args.input_dir / "competitions" / args.competition, args.input_dir / args.competition)
+    if not args.challenges and challenges_path.parent not in own:
+        log(f"warning: the competition's folder ({own[0]} or {own[1]}) is not mounted: is {args.competition} attached "
+            f"(kernel-metadata's competition_sources)? Using {challenges_path}, found by searching")
     log(f"fallback: {submission_path} written for {len(raw)} tasks, {n_tests} test inputs")
 
     try:

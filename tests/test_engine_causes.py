@@ -30,7 +30,7 @@ def test_a_folder_that_is_not_a_causal_lm_is_refused(tmp_path):
     (RuntimeError("Device string must not be empty"), Device("cpu"), "no usable GPU"),
     (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), L4,
      "out of memory (RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB): lower --max-model-len (it was "
-     "10240), or raise --gpu-memory-utilization"),
+     "12288), or raise --gpu-memory-utilization"),
     (ValueError("No available memory for the cache blocks. Try increasing `gpu_memory_utilization`"), L4,
      "out of memory"),
     (ValueError("something else entirely"), L4, "ValueError: something else entirely"),
@@ -51,4 +51,4 @@ def test_a_second_failed_start_raises_the_explained_cause(tiny_model_dir, monkey
     lines = []
     with pytest.raises(EngineStartError, match=r"^out of memory .*lower --max-model-len \(it was 4096\)"):
         start_engine(EngineSettings(str(tiny_model_dir)), log=lines.append)
-    assert attempts == [10240, 4096] and len(lines) == 1 and "retrying once with context 4096" in lines[0]
+    assert attempts == [12288, 4096] and len(lines) == 1 and "retrying once with context 4096" in lines[0]

@@ -89,6 +89,7 @@ def test_a_commit_run_of_the_demo_model_completes_with_the_competition_s_tasks_a
     assert out.startswith("[kernel") and "mode: commit run (KAGGLE_IS_COMPETITION_RERUN unset)" in out.splitlines()[0]
     assert f"challenges: {tree['challenges']} (also found, not used: " in out  # the decoy was seen and passed over
     assert f"model: {tree['model']} (it has arc_format.json)" in out
+    assert f"run: prompt format from {tree['model'] / 'arc_format.json'}: encoder shape-row-numbers" in out
     submission = json.loads((tree["working"] / "submission.json").read_text())
     assert sorted(submission) == sorted(PLACEHOLDER_TASKS)
     assert validate_submission(load_challenges(tree["challenges"]), submission) == []
@@ -173,6 +174,18 @@ def test_the_competition_s_own_file_wins_over_any_dataset(tmp_path):
     other = put("competitions", "arc-prize-2025")
     # an unknown slug: competition mounts first (newest year first), then the rest
     assert kaggle_entry.find_challenges(tmp_path, "some-other-slug") == [own, other, decoy, old_layout]
+
+
+def test_a_missing_competition_folder_is_named_in_one_line(tmp_path, capsys, monkeypatch):
+    decoy = tmp_path / "input" / "datasets" / "bob" / "arc-copy" / "arc-agi_test_challenges.json"
+    decoy.parent.mkdir(parents=True)
+    shutil.copy(SAMPLE / "challenges.json", decoy)
+    monkeypatch.setattr(kaggle_entry, "run_job", lambda *a: None)
+    outcome = kaggle_entry.kernel(["--input-dir", str(tmp_path / "input"), "--working-dir", str(tmp_path / "w")])
+    assert outcome.code == 0
+    assert (f"warning: the competition's folder ({tmp_path / 'input' / 'competitions' / SLUG} or "
+            f"{tmp_path / 'input' / SLUG}) is not mounted: is {SLUG} attached (kernel-metadata's competition_sources)? "
+            f"Using {decoy}, found by searching") in capsys.readouterr().out
 
 
 def model_folder(path: Path, *extra: str) -> Path:

@@ -13,7 +13,7 @@ from submission.prompts import TEMPLATES, render
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from qwen_like import build_bpe_tokenizer, build_qwen_like_tokenizer, merges_count  # noqa: E402
+from trained_bpe import build_bpe_tokenizer  # noqa: E402
 
 
 def sample_prompts(challenges, tokenizer, encoder="shape-row-numbers", template="output-from-examples-v1", views=8):
@@ -38,12 +38,15 @@ def test_same_ids_as_the_tokenizer_for_every_encoder_and_template(sample_challen
     assert described == {"fast": True, "grid_rows_per_character": True, "encodes": 80, "checked": 0, "fallback": None}
 
 
-def test_same_ids_with_a_qwen2_style_bpe(sample_challenges, tokenizer):
-    prompts = sample_prompts(sample_challenges, tokenizer)
-    qwen = build_qwen_like_tokenizer(prompts, tokenizer.chat_template)
-    assert merges_count(qwen) > 100  # a real BPE: the instructions are merged, digits stay apart
-    fast = PromptTokenizer(qwen, check_first=0, check_every=10**9)
-    assert [fast.encode(p, add_special_tokens=False) for p in prompts] == [qwen.encode(p, add_special_tokens=False) for p in prompts]
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_same_ids_as_qwen2_5_s_real_tokenizer(sample_challenges, qwen_tokenizer, encoder, template):
+    real = qwen_tokenizer.tokenizer
+    assert len(real) == 151_665 and real.encode("Hello world", add_special_tokens=False) == [9707, 1879]
+    prompts = sample_prompts(sample_challenges, qwen_tokenizer, encoder, template)
+    fast = PromptTokenizer(real, check_first=0, check_every=10**9)
+    assert [fast.encode(p, add_special_tokens=False) for p in prompts] == [real.encode(p, add_special_tokens=False)
+                                                                            for p in prompts]
     assert fast.describe()["grid_rows_per_character"] is True and fast.fallback is None
 
 

@@ -198,7 +198,7 @@ def test_load_tokenizer_reports_to_the_given_log(tokenizer, tmp_path):
     # a tokenizer whose tokens span the fast path's cut points ("\n" + "`"): the first checked
     # encode falls back to the tokenizer's own encoding and says so, in the run's log
     sys.path.insert(0, str(ROOT / "bench"))
-    from qwen_like import build_bpe_tokenizer
+    from trained_bpe import build_bpe_tokenizer
 
     build_bpe_tokenizer([REFERENCE] * 4, tokenizer.chat_template, None, vocab_size=400).save_pretrained(tmp_path)
     lines = []
@@ -207,29 +207,30 @@ def test_load_tokenizer_reports_to_the_given_log(tokenizer, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("prompt tokens: encode 1 differs from the tokenizer's own encoding")
 
 
-def test_the_answer_vocabulary_is_the_formats_characters_and_the_end_tokens(tokenizer):
+def test_the_answer_vocabulary_is_what_answers_are_written_with_and_the_end_tokens(tokenizer):
     ends = {tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")}
     for name, characters in [("minimal", "\n0123456789"),
-                             ("shape-row-numbers", "\n 0123456789:`adeghiprsx")]:  # " shape: 3x3", "```grid"
+                             ("shape-row-numbers", "\n 0123456789:`aehpsx")]:  # " shape: 3x3\n1 ...\n```"
         allowed = answer_vocabulary(tokenizer, get_encoder(name), ends)
         written = [tokenizer.decode([i]) for i in allowed if i not in ends]
         assert "".join(written) == characters and ends <= set(allowed)
         assert len(allowed) == len(characters) + 2  # one token per character in this byte-level vocabulary
 
 
-class ListTokenizer:
-    """A vocabulary written out: token i's text is VOCABULARY[i]."""
-
-    VOCABULARY = ["0", "12", "\n", "0123456789\n", "a1", "", "\n\n"]
-
-    def __len__(self):
-        return len(self.VOCABULARY)
-
-    def decode(self, ids):
-        return "".join(self.VOCABULARY[i] for i in ids)
+QWEN_ANSWER_TOKENS = {  # what answers after "```grid" are written with in Qwen2.5's tokenizer
+    "shape-row-numbers": [*"0123456789", ":", "x", "\n", " ", " shape", "```"],
+    "code-block-row-numbers": [*"0123456789", "\n", " ", "```"],
+    "code-block-minimal": [*"0123456789", "\n", "```"],
+    "row-numbers": [*"0123456789", "\n", " "],
+    "minimal": [*"0123456789", "\n"],
+}
 
 
-def test_the_answer_vocabulary_keeps_multi_character_tokens_made_of_answer_characters_only():
-    # "0123456789\n" uses every character of the minimal format and is still one of them; "a1" is not,
-    # and a token that writes nothing is no way to write an answer
-    assert answer_vocabulary(ListTokenizer(), get_encoder("minimal"), {99}) == (0, 1, 2, 3, 6, 99)
+@pytest.mark.parametrize("name", sorted(QWEN_ANSWER_TOKENS))
+def test_on_qwen2_5_s_tokenizer_the_answer_vocabulary_is_exactly_the_answers_tokens(qwen_tokenizer, name):
+    ends = {151643, 151645}  # <|endoftext|>, <|im_end|>
+    allowed = answer_vocabulary(qwen_tokenizer, get_encoder(name), ends)
+    assert sorted(qwen_tokenizer.decode([i]) for i in set(allowed) - ends) == sorted(QWEN_ANSWER_TOKENS[name])
+    assert ends <= set(allowed)
+    # a rule on characters admitted 2,158 tokens here, "aside" and "prd" among them
+    assert qwen_tokenizer.encode("aside", add_special_tokens=False)[0] not in allowed

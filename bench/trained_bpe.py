@@ -1,12 +1,7 @@
-"""A Qwen2-style tokenizer built offline, for measuring tokenization cost realistically.
-
-The tiny model's tokenizer has no merges (one token per byte), which makes tokenizing cheaper
-and prompts longer than with a real Qwen2.5 tokenizer. No real one can be downloaded here, so
-this builds the same kind: Qwen2's normalizer (NFC), pre-tokenizer regex and byte-level BPE,
-with merges trained on ARC prompt text, and the tiny model's ChatML template. Like Qwen's, it
-splits every digit apart, so grids cost about as many tokens as with the real one; the English
-text of the prompt compresses as BPE does. Its vocabulary is far smaller than Qwen2.5's 151k
-(which matters little: a merge is a hash lookup whatever the vocabulary's size).
+"""Byte-level BPE tokenizers trained here on ARC prompt text, for the tokenizers the project must
+survive rather than the one it targets: GPT-2's regex (digit runs merge, so grids do), or no
+regex at all (merges across newlines, past the fast prompt path's cut points). Qwen2.5's real
+tokenizer is scripts/build_qwen_tokenizer.py's.
 """
 
 from __future__ import annotations
@@ -51,14 +46,3 @@ def build_bpe_tokenizer(texts: list[str], chat_template: str, pre_tokenizer: str
                                  clean_up_tokenization_spaces=False, split_special_tokens=False)
     hf.chat_template = chat_template
     return hf
-
-
-def build_qwen_like_tokenizer(texts: list[str], chat_template: str, vocab_size: int = 32000):
-    """Qwen2's normalizer, regex and byte-level BPE with merges trained on ``texts``."""
-    return build_bpe_tokenizer(texts, chat_template, "qwen2", vocab_size)
-
-
-def merges_count(tokenizer) -> int:
-    import json
-
-    return len(json.loads(tokenizer.backend_tokenizer.to_str())["model"]["merges"])
