@@ -38,7 +38,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 # the lock's name inside wheels/, where the kernel looks, and how it reads a lock (stdlib only)
-from submission.kaggle_entry import DEFAULT_COMPETITION, DEFAULT_INPUT_DIR, LOCK_NAME, lock_summary, lock_targets
+from submission.kaggle_entry import (DEFAULT_COMPETITION, DEFAULT_INPUT_DIR, LOCK_NAME, lock_summary, lock_targets,
+                                     sha256_of)
 
 ROOT = Path(__file__).resolve().parent
 PACKAGE = ROOT / "submission"
@@ -135,14 +136,6 @@ def pip_target_args(python_version: str, platforms: list[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------- lock and wheels
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def canonical_name(name: str) -> str:
