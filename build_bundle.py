@@ -357,7 +357,7 @@ def unpack_package() -> str:
 if __name__ == "__main__":
     in_notebook = "ipykernel" in sys.modules  # a notebook's argv belongs to Jupyter, and sys.exit reads as an error
     root = unpack_package()
-    sys.path.insert(0, root)
+    sys.path.insert(0, root)  # the kernel's own package, unpacked above: Kaggle installs nothing of ours
     try:
         from submission.kaggle_entry import kernel
 

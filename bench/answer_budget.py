@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from submission.encoders import DEFAULT_ENCODER, get_encoder  # noqa: E402
-from submission.prompts import (DEFAULT_TEMPLATE, Unanswerable, answer_side_bound, answer_token_budget,  # noqa: E402
+from submission.encoders import DEFAULT_ENCODER, get_encoder
+from submission.prompts import (DEFAULT_TEMPLATE, Unanswerable, answer_side_bound, answer_token_budget,
                                 build_prompt, get_template, load_tokenizer, read_model_format)
-from submission.tasks import load_challenges, load_solutions  # noqa: E402
+from submission.tasks import load_challenges, load_solutions
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import argparse
 import time
 from dataclasses import replace
 
-from common import (Timer, tokens_out, add_common_arguments, add_engine_arguments, finish, forget_cached_prompts, load_tasks,
+from devkit.bench_tools import (Timer, tokens_out, add_common_arguments, add_engine_arguments, finish, forget_cached_prompts, load_tasks,
                     machine, rotations, start)
 
 from submission.engine import exit_process

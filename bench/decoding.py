@@ -21,27 +21,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from common import forget_cached_prompts, machine, write_scorecard  # noqa: E402
-from solve_rate import IN_FAMILY, per_task_mean, view_subset, write_heldout  # noqa: E402
+from devkit.bench_tools import forget_cached_prompts, machine, write_scorecard
+from devkit.bench_tools import IN_FAMILY, per_task_mean, view_subset
+from devkit.families import write_heldout
 
-from submission.engine import EngineSettings, exit_process, start_engine  # noqa: E402
-from submission.judge import JudgeSettings, run_judge  # noqa: E402
-from submission.metrics import evaluate  # noqa: E402
-from submission.pipeline import RunSettings, plan_views, run  # noqa: E402
-from submission.predictions import read_predictions  # noqa: E402
-from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
-from submission.select import as_grid, get_selector  # noqa: E402
-from submission.submit import build_submission, rank_test_inputs  # noqa: E402
-from submission.tasks import load_challenges, load_solutions  # noqa: E402
+from submission.engine import EngineSettings, exit_process, start_engine
+from submission.judge import JudgeSettings, run_judge
+from submission.metrics import evaluate
+from submission.pipeline import RunSettings, plan_views, run
+from submission.predictions import read_predictions
+from submission.prompts import load_tokenizer, read_model_format
+from submission.select import as_grid, get_selector
+from submission.submit import build_submission, rank_test_inputs
+from submission.tasks import load_challenges, load_solutions
 
 SELECTORS = ("vote", "judge", "found+judge")
 # name -> (RunSettings fields, views generated, view counts read)

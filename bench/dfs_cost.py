@@ -19,17 +19,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from common import forget_cached_prompts, machine  # noqa: E402
+from devkit.bench_tools import forget_cached_prompts, machine
 
-from submission.dfs import DfsSettings, DfsStats, enumerate_completions, model_ending  # noqa: E402
-from submission.encoders import get_encoder, stop_strings  # noqa: E402
-from submission.engine import EngineSettings, VllmEngine, exit_process  # noqa: E402
-from submission.pipeline import RunSettings, plan_work, prepare_requests  # noqa: E402
-from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
-from submission.tasks import load_challenges  # noqa: E402
+from submission.dfs import DfsSettings, DfsStats, enumerate_completions, model_ending
+from submission.encoders import get_encoder, stop_strings
+from submission.engine import EngineSettings, VllmEngine, exit_process
+from submission.pipeline import RunSettings, plan_work, prepare_requests
+from submission.prompts import load_tokenizer, read_model_format
+from submission.tasks import load_challenges
 
 
 def enumerate_once(engine, requests, ending, settings: DfsSettings, label: str, log) -> dict:

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from common import (Timer, solutions_path, tokens_out, add_common_arguments, add_engine_arguments, finish,
+from devkit.bench_tools import (Timer, solutions_path, tokens_out, add_common_arguments, add_engine_arguments, finish,
                     forget_cached_prompts, load_tasks, machine, rotations, start)
 
 from submission.augment import Augmentation

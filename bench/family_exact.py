@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per family, how often a model writes a held-out generated task's answer exactly.
 
-For each model and each family of submission/families.py: ``--tasks`` held-out generated tasks
+For each model and each family of devkit/families.py: ``--tasks`` held-out generated tasks
 (inputs of sides up to ``--max-side``, stream "heldout", ``--seed``), each in its identity view; the
 mean loss per answer token and the exact rate (teacher-forced argmax equal to every answer token,
 which is what greedy decoding writes), as the training loop's held-out check measures it. The same
@@ -20,8 +20,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def real_tasks(folder: Path) -> dict[str, list]:
@@ -55,13 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-    from build_tiny_model import build_tokenizer
-    from train_demo_model import ENCODER, TEMPLATE, answer_examples, heldout_examples
+    from devkit.tiny_model import build_tokenizer
+    from devkit.demo_model import ENCODER, TEMPLATE, answer_examples, heldout_examples
     from transformers import Qwen2ForCausalLM
 
-    from submission import finetune
+    from devkit import train_loop
     from submission.encoders import get_encoder
-    from submission.families import FAMILIES
+    from devkit.families import FAMILIES
     from submission.prompts import get_template, read_model_format
 
     tokenizer = build_tokenizer()
@@ -76,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         model = Qwen2ForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
         results[model_dir] = {}
         def score(examples):
-            r = finetune.evaluate_batches(model, finetune.eval_batches(examples, tokenizer.pad_token_id, 4096),
+            r = train_loop.evaluate_batches(model, train_loop.eval_batches(examples, tokenizer.pad_token_id, 4096),
                                           torch.device("cpu"), True)
             return {"tasks": len(examples), "loss": round(r["loss"], 4), "exact": round(r["exact"], 4)}
 

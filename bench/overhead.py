@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import (ROOT, SAMPLE_CHALLENGES, EVAL_HINT, Timer, add_common_arguments, add_engine_arguments, finish,
+from devkit.bench_tools import (ROOT, SAMPLE_CHALLENGES, EVAL_HINT, Timer, add_common_arguments, add_engine_arguments, finish,
                     forget_cached_prompts, load_tasks, machine, rotations, solutions_path, start, tokens_out)
 
 from submission.encoders import get_encoder
@@ -290,8 +289,7 @@ def cpu_part(args, model_tokenizer) -> dict:
         if name == "model":
             tokenizers[name] = (model_tokenizer, {"kind": f"the tokenizer of {args.model}"})
         elif name == "qwen2.5":
-            sys.path.insert(0, str(ROOT / "scripts"))
-            from build_qwen_tokenizer import build_qwen_tokenizer
+            from devkit.qwen_vocab import build_qwen_tokenizer
 
             t = time.perf_counter()
             qwen = build_qwen_tokenizer()

@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from submission.encoders import ENCODERS  # noqa: E402
-from submission.pipeline import RunSettings, plan_work  # noqa: E402
-from submission.prompt_tokens import PromptTokenizer  # noqa: E402
-from submission.prompts import TEMPLATES, answer_token_budget, render  # noqa: E402
-from submission.tasks import load_challenges  # noqa: E402
+from submission.encoders import ENCODERS
+from submission.pipeline import RunSettings, plan_work
+from submission.prompt_tokens import PromptTokenizer
+from submission.prompts import TEMPLATES, answer_token_budget, render
+from submission.tasks import load_challenges
 
 
 def lengths(challenges, tokenizer: PromptTokenizer, encoder: str, template: str, views: int):

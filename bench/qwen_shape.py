@@ -15,21 +15,18 @@ tokenize, parse, vote) is bench/overhead.py's CPU part.
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from common import finish, machine  # noqa: E402
+from devkit.bench_tools import finish, machine
 
-from submission.engine import EngineSettings, GenerationRequest, VllmEngine, exit_process  # noqa: E402
-from submission.encoders import DEFAULT_ENCODER, get_encoder  # noqa: E402
-from submission.prompts import DEFAULT_TEMPLATE, build_prompt, get_template, load_tokenizer  # noqa: E402
-from submission.tasks import load_challenges  # noqa: E402
+from submission.engine import EngineSettings, GenerationRequest, VllmEngine, exit_process
+from submission.encoders import DEFAULT_ENCODER, get_encoder
+from submission.prompts import DEFAULT_TEMPLATE, build_prompt, get_template, load_tokenizer
+from submission.tasks import load_challenges
 
 SHAPE = {"hidden_size": 896, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
          "intermediate_size": 4864, "max_position_embeddings": 32768}
@@ -40,8 +37,8 @@ def build_model(out: Path) -> Path:
     if (out / "model.safetensors").is_file():
         return out
     import torch
-    from build_qwen_tokenizer import MODEL_VOCAB, build_qwen_tokenizer
-    from build_tiny_model import save_model_dir
+    from devkit.qwen_vocab import MODEL_VOCAB, build_qwen_tokenizer
+    from devkit.tiny_model import save_model_dir
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     tokenizer = build_qwen_tokenizer()

@@ -22,51 +22,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from common import machine, write_scorecard  # noqa: E402
+from devkit.bench_tools import IN_FAMILY, machine, per_task_mean, view_subset, write_scorecard
 
-from submission.engine import EngineSettings, exit_process, start_engine  # noqa: E402
-from submission.families import generated_tasks  # noqa: E402
-from submission.judge import JudgeSettings, run_judge  # noqa: E402
-from submission.metrics import evaluate  # noqa: E402
-from submission.pipeline import RunSettings, plan_views, run  # noqa: E402
-from submission.predictions import read_predictions  # noqa: E402
-from submission.prompts import load_tokenizer, read_model_format  # noqa: E402
-from submission.select import SELECTORS, as_grid, get_selector, group_by_test_input, uses_judge  # noqa: E402
-from submission.submit import build_submission, rank_test_inputs  # noqa: E402
-from submission.tasks import load_challenges, load_solutions  # noqa: E402
+from submission.engine import EngineSettings, exit_process, start_engine
+from devkit.families import write_heldout
+from submission.judge import JudgeSettings, run_judge
+from submission.metrics import evaluate
+from submission.pipeline import RunSettings, plan_views, run
+from submission.predictions import read_predictions
+from submission.prompts import load_tokenizer, read_model_format
+from submission.select import SELECTORS, as_grid, get_selector, group_by_test_input, uses_judge
+from submission.submit import build_submission, rank_test_inputs
+from submission.tasks import load_challenges, load_solutions
 
 METHODS = tuple(SELECTORS)  # every selection method of select.py
-IN_FAMILY = ROOT / "data" / "arc-agi-1-in-family"
-
-
-def write_heldout(out: Path, n: int, seed: int, max_side: int) -> tuple[Path, Path]:
-    from family_tasks import raw_task, write_set
-    from submission.tasks import grid_to_list
-
-    tasks = generated_tasks(seed, n, purpose="heldout", max_side=max_side)
-    write_set(out, {g.task.id: raw_task(g.task) for g in tasks}, {g.task.id: [grid_to_list(g.solution)] for g in tasks})
-    return out / "challenges.json", out / "solutions.json"
-
-
-def view_subset(predictions, plans, k: int):
-    """The predictions of the first k views of each test input's plan."""
-    first = {key: {str(a) for a in plan[:k]} for key, plan in plans.items()}
-    return [p for p in predictions if str(p.augmentation) in first.get((p.task_id, p.test_index), ())]
-
-
-def per_task_mean(values: dict[tuple[str, int], bool]) -> float:
-    tasks: dict[str, list[bool]] = {}
-    for (task_id, _), v in values.items():
-        tasks.setdefault(task_id, []).append(v)
-    return sum(sum(v) / len(v) for v in tasks.values()) / max(len(tasks), 1)
 
 
 def measure_set(name, slug, challenges_path, solutions_path, engine, tokenizer, model, views, sizes, out, log,

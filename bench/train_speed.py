@@ -17,10 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from common import machine  # noqa: E402
+from devkit.bench_tools import machine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-    from build_tiny_model import build_tokenizer
-    from train_demo_model import PRESETS, StepData, build_model
+    from devkit.tiny_model import build_tokenizer
+    from devkit.demo_model import PRESETS, StepData, build_model
 
     from submission.finetune import IGNORE
 

@@ -20,11 +20,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from common import machine, write_scorecard  # noqa: E402
-from submission.ttt import TTT_MODES  # noqa: E402
+from devkit.bench_tools import machine, write_scorecard
+from submission.ttt import TTT_MODES
 
 SETS = {
     "in-family": ROOT / "data" / "arc-agi-1-in-family",  # real ARC-AGI-1 tasks inside the families

@@ -6,12 +6,9 @@ environment made from its wheels (see docs/benchmarks.md), as well as the CPU bu
     python scripts/check_vllm_api.py            # exit 0: all present; 1: what is missing, one per line
 """
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from submission.engine import api_problems, exit_process  # noqa: E402
+from submission.engine import api_problems, exit_process
 
 
 def main() -> int:

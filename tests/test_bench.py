@@ -2,16 +2,13 @@
 generates, and the CPU benchmark's instant engine drives the real pipeline to a full result."""
 
 import json
-import sys
 
 import pytest
 
-from conftest import ROOT
 from submission.engine import GenerationRequest
 from submission.pipeline import RunSettings
 from submission.submit import validate_submission
 
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 @pytest.mark.engine
@@ -27,7 +24,7 @@ def test_bare_generate_gives_what_generate_gives(vllm_engine, tokenizer):
 
 
 def test_cpu_benchmark_pass_predicts_every_view_of_the_sample(sample_challenges, tokenizer, tmp_path):
-    from overhead import STAGES, cpu_stages
+    from bench.overhead import STAGES, cpu_stages
 
     result = cpu_stages(sample_challenges, tokenizer.tokenizer, RunSettings(augmentations=8, time_budget=None), 8192, tmp_path)
     assert result["predictions"] == result["parsed"] == 10 * 8  # the instant answers are well-formed grids

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 from submission.augment import Augmentation
-from submission.families import (FAMILIES, crop_half, dihedral, explain, generate_task, generated_tasks, gravity,
+from devkit.families import (FAMILIES, crop_half, dihedral, explain, generate_task, generated_tasks, gravity,
                                   shift, task_pairs, tile, upscale)
 from submission.tasks import MAX_SIDE, load_challenges, load_solutions
 

@@ -8,7 +8,8 @@ import pytest
 
 from submission import finetune
 from submission.encoders import get_encoder, parse_answer
-from submission.families import generated_tasks
+from devkit import train_loop
+from devkit.families import generated_tasks
 from submission.pipeline import RunSettings, plan_work, prepare_requests
 from submission.prompts import FORMAT_FILE, get_template, read_model_format
 from submission.tasks import Task
@@ -92,26 +93,26 @@ def _fixed_batches(tokenizer, n_tasks=6):
 
 def test_a_few_steps_lower_the_loss_and_a_stopped_run_resumes(tmp_path, tokenizer):
     torch = pytest.importorskip("torch")  # in requirements-dev.txt: never skipped in make test
-    from train_demo_model import PRESETS, build_model
+    from devkit.demo_model import PRESETS, build_model
 
     examples, batches = _fixed_batches(tokenizer)
     model = build_model(PRESETS["test"], tokenizer.tokenizer, seed=0)
-    held = finetune.eval_batches(examples, tokenizer.pad_token_id, 4096)
+    held = train_loop.eval_batches(examples, tokenizer.pad_token_id, 4096)
     settings = finetune.TrainSettings(steps=24, learning_rate=3e-3, warmup_steps=2, eval_every=12,
                                       checkpoint_every=4)
-    before = finetune.evaluate_batches(model, held, torch.device("cpu"), True)["loss"]
+    before = train_loop.evaluate_batches(model, held, torch.device("cpu"), True)["loss"]
     lines = []
-    first = finetune.train(model, batches, settings, tmp_path, heldout=held, log=lines.append,
+    first = train_loop.train(model, batches, settings, tmp_path, heldout=held, log=lines.append,
                            stop_after_seconds=0.0)
     assert first["steps"] == 1 and not first["finished"]  # stopped after its first step, checkpoint written
     assert any("stopping at step 1" in line for line in lines)
     model = build_model(PRESETS["test"], tokenizer.tokenizer, seed=1)  # fresh weights: resume must restore them
-    second = finetune.train(model, batches, settings, tmp_path, heldout=held, log=lines.append)
-    assert any(line.startswith(f"resuming from {tmp_path / finetune.CHECKPOINT} at step 1") for line in lines)
+    second = train_loop.train(model, batches, settings, tmp_path, heldout=held, log=lines.append)
+    assert any(line.startswith(f"resuming from {tmp_path / train_loop.CHECKPOINT} at step 1") for line in lines)
     assert second["steps"] == 24 and second["finished"]
     after = second["heldout"]["loss"]
     assert after < 0.7 * before, (before, after)
-    records = finetune.read_log(tmp_path / finetune.LOG)
+    records = train_loop.read_log(tmp_path / train_loop.LOG)
     assert [r["step"] for r in records if "loss" in r] == [10, 20, 24]
     assert [r["step"] for r in records if "heldout_loss" in r] == [12, 24]
     svg = (tmp_path / "loss_curve.svg").read_text()
@@ -120,7 +121,7 @@ def test_a_few_steps_lower_the_loss_and_a_stopped_run_resumes(tmp_path, tokenize
 
 def test_model_format_file(tmp_path):
     assert read_model_format(tmp_path) == ({}, None)  # none: the CLI's defaults, silently
-    finetune.write_format(tmp_path, ENCODER, TEMPLATE, max_model_len=8192)
+    train_loop.write_format(tmp_path, ENCODER, TEMPLATE, max_model_len=8192)
     assert read_model_format(tmp_path) == ({"encoder": ENCODER, "template": TEMPLATE}, None)
     (tmp_path / FORMAT_FILE).write_text("{not json")
     found, problem = read_model_format(tmp_path)
@@ -143,7 +144,7 @@ def test_model_format_file(tmp_path):
 def test_run_takes_the_format_from_the_model_folder_and_warns_on_a_contradiction(tmp_path, capsys):
     from submission.cli import resolve_prompt_format
 
-    finetune.write_format(tmp_path, "minimal", TEMPLATE)
+    train_loop.write_format(tmp_path, "minimal", TEMPLATE)
     args = argparse.Namespace(model=str(tmp_path), encoder=None, template=None)
     resolve_prompt_format(args)
     assert (args.encoder, args.template) == ("minimal", TEMPLATE)
@@ -161,7 +162,7 @@ def test_run_takes_the_format_from_the_model_folder_and_warns_on_a_contradiction
 
 
 def test_family_weights_are_parsed_exactly_and_bad_ones_named():
-    from train_demo_model import parse_family_weights
+    from devkit.demo_model import parse_family_weights
 
     assert parse_family_weights("tiling=4, dihedral=2,colour-map") == {"tiling": 4.0, "dihedral": 2.0,
                                                                        "colour-map": 1.0}
@@ -173,7 +174,7 @@ def test_family_weights_are_parsed_exactly_and_bad_ones_named():
 
 
 def test_training_tasks_are_drawn_from_the_weighted_families_only(tokenizer):
-    from train_demo_model import StepData
+    from devkit.demo_model import StepData
 
     weighted = StepData(tokenizer.tokenizer, 0, 10, 4096, 4096, "outputs", 4, {"tiling": 3.0, "dihedral": 1.0})
     rng = np.random.default_rng(0)
@@ -185,7 +186,7 @@ def test_training_tasks_are_drawn_from_the_weighted_families_only(tokenizer):
 
 
 def test_pair_colours_reach_the_training_tasks_and_zero_keeps_the_earlier_stream(tokenizer):
-    from train_demo_model import StepData
+    from devkit.demo_model import StepData
 
     def step_ids(**kwargs):
         data = StepData(tokenizer.tokenizer, 0, 10, 2048, 2048, "outputs", 4, {"dihedral": 1.0}, **kwargs)
@@ -197,14 +198,14 @@ def test_pair_colours_reach_the_training_tasks_and_zero_keeps_the_earlier_stream
 
 
 def test_fit_steps_ends_the_schedule_with_the_time():
-    assert finetune.fit_steps(20, 2.0, 100.0, 1000) == 70
-    assert finetune.fit_steps(20, 2.0, 10_000.0, 1000) == 1000  # never longer than asked
-    assert finetune.fit_steps(20, 2.0, -5.0, 1000) == 21  # out of time: one more step ends the schedule
+    assert train_loop.fit_steps(20, 2.0, 100.0, 1000) == 70
+    assert train_loop.fit_steps(20, 2.0, 10_000.0, 1000) == 1000  # never longer than asked
+    assert train_loop.fit_steps(20, 2.0, -5.0, 1000) == 21  # out of time: one more step ends the schedule
 
 
 def test_a_time_limit_holds_when_steps_slow_down_after_the_first_ones(tmp_path, tokenizer):
     pytest.importorskip("torch")  # in requirements-dev.txt: never skipped in make test
-    from train_demo_model import PRESETS, build_model
+    from devkit.demo_model import PRESETS, build_model
 
     _, fixed = _fixed_batches(tokenizer, n_tasks=2)
     now = [0.0]
@@ -217,7 +218,7 @@ def test_a_time_limit_holds_when_steps_slow_down_after_the_first_ones(tmp_path, 
     model = build_model(PRESETS["test"], tokenizer.tokenizer, seed=0)
     settings = finetune.TrainSettings(steps=1000, learning_rate=1e-3, warmup_steps=2, checkpoint_every=1000)
     lines = []
-    summary = finetune.train(model, slowing, settings, tmp_path, log=lines.append, time_limit=120.0,
+    summary = train_loop.train(model, slowing, settings, tmp_path, log=lines.append, time_limit=120.0,
                              clock=lambda: now[0])
     # fitted to 120 steps after the first 20 (1 s each), then to 53 at step 50 (30 steps of 3 s: 110 s spent)
     assert [line for line in lines if "steps fit" in line] == ["1.00 s per step: 120 steps fit in 120 s",

@@ -15,7 +15,6 @@ import pytest
 
 from conftest import ROOT, SAMPLE
 
-sys.path.insert(0, str(ROOT))
 import build_bundle  # noqa: E402
 from submission import kaggle_entry  # noqa: E402
 from submission.submit import validate_submission  # noqa: E402

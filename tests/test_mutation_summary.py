@@ -1,12 +1,9 @@
-"""scripts/mutation_summary.py: kill rates from mutmut's result files, survivors explained or listed."""
+"""devkit/mutation_summary.py: kill rates from mutmut's result files, survivors explained or listed."""
 
 import json
-import sys
 
-from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import mutation_summary  # noqa: E402
+from devkit import mutation_summary
 
 
 def test_survivors_are_explained_by_the_equivalents_file_or_listed(tmp_path, capsys):

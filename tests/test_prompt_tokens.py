@@ -1,6 +1,5 @@
 """The fast prompt encoding gives exactly the tokenizer's ids, and gives itself up when it would not."""
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,8 @@ from submission.prompt_tokens import PromptTokenizer
 from submission.prompts import TEMPLATES, render
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
 
-from trained_bpe import build_bpe_tokenizer  # noqa: E402
+from devkit.trained_bpe import build_bpe_tokenizer
 
 
 def sample_prompts(challenges, tokenizer, encoder="shape-row-numbers", template="output-from-examples-v1", views=8):

@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -197,8 +196,7 @@ def test_answer_budget_adds_the_margin_for_the_end_of_the_answer(tokenizer):
 def test_load_tokenizer_reports_to_the_given_log(tokenizer, tmp_path):
     # a tokenizer whose tokens span the fast path's cut points ("\n" + "`"): the first checked
     # encode falls back to the tokenizer's own encoding and says so, in the run's log
-    sys.path.insert(0, str(ROOT / "bench"))
-    from trained_bpe import build_bpe_tokenizer
+    from devkit.trained_bpe import build_bpe_tokenizer
 
     build_bpe_tokenizer([REFERENCE] * 4, tokenizer.chat_template, None, vocab_size=400).save_pretrained(tmp_path)
     lines = []

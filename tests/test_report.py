@@ -43,7 +43,8 @@ def embedded_data(page: str) -> dict:
 
 
 def chromium(*args, timeout=120):
-    assert CHROMIUM, "chromium is not installed: `make setup` installs it (apt-get install chromium)"
+    assert CHROMIUM, ("Debian's chromium is not installed: `sudo apt-get install chromium` (make test installs it when "
+                      "run as root)")
     return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
                            *args], capture_output=True, timeout=timeout)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from submission.encoders import get_encoder
-from submission.finetune import eval_batches, evaluate_batches
+from devkit.train_loop import eval_batches, evaluate_batches
 from submission.prompts import get_template
 from submission.tasks import Example, Task
 from submission.ttt import (SHARED, Adapter, TttSettings, adapter_for_task, leave_one_out, plan_steps, read_adapters,

@@ -16,16 +16,15 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/, not the repo, on the path
-    sys.path.insert(0, str(ROOT))
+from submission.engine import EngineSettings, start_engine
+from submission.submit import write_json_atomic
+from submission.tasks import Challenges, Task, load_challenges
 
-from submission.engine import EngineSettings, start_engine  # noqa: E402
-from submission.submit import write_json_atomic  # noqa: E402
-from submission.tasks import Challenges, Task, load_challenges  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SAMPLE_CHALLENGES = ROOT / "data" / "sample" / "challenges.json"
 DEFAULT_MODEL = ROOT / "models" / "tiny-qwen2"
+IN_FAMILY = ROOT / "data" / "arc-agi-1-in-family"  # real ARC-AGI-1 tasks inside the generator's families
 # The full ARC-AGI-1 evaluation set is not in the repo: Kaggle's ARC Prize data or
 # github.com/fchollet/ARC-AGI (data/evaluation) converted to the Kaggle layout.
 EVAL_HINT = ("the ARC-AGI-1 evaluation set in the Kaggle layout (arc-agi_evaluation_challenges.json, "
@@ -194,3 +193,16 @@ def finish(figures: dict, out: Path, started: float) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, figures)
     print(f"wrote {out}")
+
+
+def view_subset(predictions, plans, k: int):
+    """The predictions of the first k views of each test input's plan."""
+    first = {key: {str(a) for a in plan[:k]} for key, plan in plans.items()}
+    return [p for p in predictions if str(p.augmentation) in first.get((p.task_id, p.test_index), ())]
+
+
+def per_task_mean(values: dict[tuple[str, int], bool]) -> float:
+    tasks: dict[str, list[bool]] = {}
+    for (task_id, _), v in values.items():
+        tasks.setdefault(task_id, []).append(v)
+    return sum(sum(v) / len(v) for v in tasks.values()) / max(len(tasks), 1)

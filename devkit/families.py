@@ -11,12 +11,14 @@ Dihedral transforms are numbered as in augment.py: index = 4 * flip + quarter tu
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .tasks import MAX_SIDE, Example, Task
+from submission.tasks import MAX_SIDE, Example, Task, grid_to_list
 
 Grid = np.ndarray
 
@@ -422,3 +424,24 @@ def generated_tasks(seed: int, n: int, purpose: str = "train", max_side: int = M
                       pair_colours=pair_colours)
         for i in range(n)
     ]
+
+
+# -- task sets in Kaggle's layout (challenges + solutions JSON) -----------------------------------
+
+
+def raw_task(task: Task) -> dict:
+    return {"train": [{"input": grid_to_list(e.input), "output": grid_to_list(e.output)} for e in task.train],
+            "test": [{"input": grid_to_list(g)} for g in task.test_inputs]}
+
+
+def write_set(out: Path, challenges: dict, solutions: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "challenges.json").write_text(json.dumps(challenges, separators=(",", ":")) + "\n")
+    (out / "solutions.json").write_text(json.dumps(solutions, separators=(",", ":")) + "\n")
+
+
+def write_heldout(out: Path, n: int, seed: int, max_side: int) -> tuple[Path, Path]:
+    """n held-out generated tasks (never a training seed) as a task set in ``out``."""
+    tasks = generated_tasks(seed, n, purpose="heldout", max_side=max_side)
+    write_set(out, {g.task.id: raw_task(g.task) for g in tasks}, {g.task.id: [grid_to_list(g.solution)] for g in tasks})
+    return out / "challenges.json", out / "solutions.json"

@@ -1,18 +1,13 @@
 """Byte-level BPE tokenizers trained here on ARC prompt text, for the tokenizers the project must
 survive rather than the one it targets: GPT-2's regex (digit runs merge, so grids do), or no
 regex at all (merges across newlines, past the fast prompt path's cut points). Qwen2.5's real
-tokenizer is scripts/build_qwen_tokenizer.py's.
+tokenizer is devkit/qwen_vocab.py's.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from build_tiny_model import QWEN2_PRETOKENIZE_REGEX, SPECIAL_TOKENS  # noqa: E402
+from devkit.tiny_model import QWEN2_PRETOKENIZE_REGEX, SPECIAL_TOKENS
 
 
 def build_bpe_tokenizer(texts: list[str], chat_template: str, pre_tokenizer: str | None = "qwen2",
