@@ -545,6 +545,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--challenges", type=_existing_file, required=True)
     p.add_argument("--submission", type=_existing_file, required=True)
     p.set_defaults(func=cmd_validate)
+
+    from .preview import PROMPT_DESCRIPTION, PROMPT_EPILOG, PROMPT_HELP, add_prompt_arguments, cmd_prompt
+
+    p = sub.add_parser("prompt", help=PROMPT_HELP, description=PROMPT_DESCRIPTION, epilog=PROMPT_EPILOG)
+    add_prompt_arguments(p)
+    p.set_defaults(func=cmd_prompt)
     return parser
 
 
