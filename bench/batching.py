@@ -22,7 +22,8 @@ from devkit.bench_tools import (Timer, tokens_out, add_common_arguments, add_eng
                     machine, rotations, start)
 
 from submission.engine import exit_process
-from submission.pipeline import RunSettings, plan_work, prepare_requests
+from submission.pipeline import plan_work, prepare_requests
+from submission.settings import RunSettings
 from submission.prompts import load_tokenizer
 
 WAYS = ("one_prompt_per_call", "one_task_per_call", "all_in_one_call")
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     tokenizer = load_tokenizer(str(args.model))
     engine = start(args)
     try:
-        settings = RunSettings(augmentations=args.views, max_tokens=args.max_tokens, time_budget=None)
+        settings = RunSettings.of(augmentations=args.views, max_tokens=args.max_tokens, time_budget=None)
         ready, misses = prepare_requests(challenges.tasks, plan_work(challenges.tasks, settings), tokenizer,
                                          engine.max_model_len, settings)
         # one max_tokens for every prompt, so each way does the same work

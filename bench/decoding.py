@@ -31,9 +31,10 @@ from devkit.bench_tools import IN_FAMILY, per_task_mean, view_subset
 from devkit.families import write_heldout
 
 from submission.engine import EngineSettings, exit_process, start_engine
-from submission.judge import JudgeSettings, run_judge
+from submission.judge import Scorer, run_judge
 from submission.metrics import evaluate
-from submission.pipeline import RunSettings, plan_views, run
+from submission.pipeline import plan_views, run
+from submission.settings import RunSettings
 from submission.predictions import read_predictions
 from submission.prompts import load_tokenizer, read_model_format
 from submission.select import as_grid, get_selector
@@ -58,13 +59,14 @@ def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, mode
     challenges = load_challenges(challenges_path)
     solutions, _ = load_solutions(solutions_path)
     fmt, _ = read_model_format(model)
-    base = {"encoder": fmt.get("encoder", RunSettings.encoder), "template": fmt.get("template", RunSettings.template)}
-    judge_settings = JudgeSettings.from_run(base)
+    defaults = RunSettings().format
+    base = {"encoder": fmt.get("encoder", defaults.encoder), "template": fmt.get("template", defaults.template)}
+    judge_settings = RunSettings.of(**base)
     cache = out / slug / "judge_scores.jsonl"
     rows = []
     for decoding in decodings:
         fields, views, reads = DECODINGS[decoding]
-        settings = RunSettings(augmentations=views, adaptive=False, time_budget=None, **base, **fields)
+        settings = RunSettings.of(augmentations=views, adaptive=False, time_budget=None, **base, **fields)
         run_dir = out / slug / decoding.replace(" ", "_").replace("(", "").replace(")", "").replace("=", "")
         log(f"{name}: {decoding}, {views} views")
         forget_cached_prompts(engine)  # each decoding prefills its prompts as a real run would: from cold
@@ -78,7 +80,7 @@ def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, mode
         per_view = json.loads(speed.read_text())["seconds_per_view"]
         for k in reads:
             subset = view_subset(predictions, plans, k)
-            judge = run_judge(challenges, subset, judge_settings, cache, engine, tokenizer, model=str(model),
+            judge = run_judge(challenges, subset, judge_settings, cache, Scorer(engine, tokenizer), model=str(model),
                               log=lambda _: None)
             metrics = evaluate(solutions, build_submission(challenges, subset, get_selector("vote")), subset)["overall"]
             price_file = out / slug / "judge_speed.json"  # the price of a score, kept for rows the cache serves
@@ -105,7 +107,7 @@ def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, mode
             log(f"  {k} views: {row['candidates_per_view']} candidates/view, pass_n {row['pass_n']:.3f}, "
                 f"top-2 vote {row['vote_top2']:.3f} judge {row['judge_top2']:.3f} "
                 f"found+judge {row['found+judge_top2']:.3f}, {row['generation_seconds']} s generation")
-    return {"set": name, "tasks": len(challenges.tasks), "test_inputs": len(plan_views(challenges.tasks, RunSettings(
+    return {"set": name, "tasks": len(challenges.tasks), "test_inputs": len(plan_views(challenges.tasks, RunSettings.of(
         augmentations=1, **base))), "rows": rows}
 
 

@@ -25,7 +25,8 @@ from devkit.bench_tools import forget_cached_prompts, machine
 from submission.dfs import DfsSettings, DfsStats, enumerate_completions, model_ending
 from submission.encoders import get_encoder, stop_strings
 from submission.engine import EngineSettings, VllmEngine, exit_process
-from submission.pipeline import RunSettings, plan_work, prepare_requests
+from submission.pipeline import plan_work, prepare_requests
+from submission.settings import RunSettings
 from submission.prompts import load_tokenizer, read_model_format
 from submission.tasks import load_challenges
 
@@ -53,11 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log = lambda message: print(message, flush=True)  # noqa: E731
     fmt, _ = read_model_format(args.model)
-    settings = RunSettings(augmentations=args.views, encoder=fmt["encoder"], template=fmt["template"])
+    settings = RunSettings.of(augmentations=args.views, encoder=fmt["encoder"], template=fmt["template"])
     tokenizer = load_tokenizer(str(args.model), log=log)
     tasks = load_challenges(args.challenges).tasks
     requests = [r for _, r in prepare_requests(tasks, plan_work(tasks, settings), tokenizer, 8192, settings, log)[0]]
-    ending = model_ending(tokenizer, str(args.model), tuple(stop_strings(get_encoder(settings.encoder))))
+    ending = model_ending(tokenizer, str(args.model), tuple(stop_strings(get_encoder(settings.format.encoder))))
     log(f"{len(requests)} prompts of {args.challenges}")
     rows = []
     for caching in (True, False):

@@ -31,8 +31,9 @@ from devkit.bench_tools import (Timer, solutions_path, tokens_out, add_common_ar
 
 from submission.augment import Augmentation
 from submission.engine import GenerationRequest, exit_process
-from submission.judge import JudgeSettings, needed_keys, run_judge, score_request
-from submission.pipeline import RunSettings, plan_work, prepare_requests
+from submission.judge import Scorer, needed_keys, run_judge, score_request
+from submission.pipeline import plan_work, prepare_requests
+from submission.settings import RunSettings
 from submission.predictions import Prediction
 from submission.prompts import load_tokenizer
 from submission.tasks import load_solutions
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def beam_part(args, engine, tokenizer, challenges) -> dict:
-    settings = RunSettings(augmentations=args.views, samples=args.beam_width, temperature=1.0, mode="sample",
+    settings = RunSettings.of(augmentations=args.views, samples=args.beam_width, temperature=1.0, mode="sample",
                            max_tokens=args.max_tokens, time_budget=None)
     ready, _ = prepare_requests(challenges.tasks, plan_work(challenges.tasks, settings), tokenizer,
                                 engine.max_model_len, settings, log=lambda _: None)
@@ -116,9 +117,9 @@ def candidate_predictions(challenges, solutions, top_k: int) -> list[Prediction]
 
 
 def judge_part(args, engine, tokenizer, challenges, solutions) -> dict:
-    judge_settings = JudgeSettings(views=args.judge_views, top_k=args.judge_top_k)
+    judge_settings = RunSettings.of(judge_views=args.judge_views, judge_top_k=args.judge_top_k)
     predictions = candidate_predictions(challenges, solutions, args.judge_top_k)
-    generation = RunSettings(augmentations=args.views, max_tokens=args.max_tokens, time_budget=None)
+    generation = RunSettings.of(augmentations=args.views, max_tokens=args.max_tokens, time_budget=None)
     ready, _ = prepare_requests(challenges.tasks, plan_work(challenges.tasks, generation), tokenizer,
                                 engine.max_model_len, generation, log=lambda _: None)
     greedy = [replace(r, max_tokens=args.max_tokens) for _, r in ready]
@@ -132,7 +133,7 @@ def judge_part(args, engine, tokenizer, challenges, solutions) -> dict:
     def judge():
         with tempfile.TemporaryDirectory() as folder:  # an empty score cache each time
             result = run_judge(challenges, predictions, judge_settings, Path(folder) / "judge_scores.jsonl",
-                               engine, tokenizer, str(args.model), log=lambda _: None)
+                               Scorer(engine, tokenizer), str(args.model), log=lambda _: None)
         results.append(result)
 
     ways = {"judge": judge, "judge_prompts_prefill_only": lambda: engine.generate(prefills),

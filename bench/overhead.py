@@ -30,7 +30,8 @@ from devkit.bench_tools import (ROOT, SAMPLE_CHALLENGES, EVAL_HINT, Timer, add_c
 from submission.encoders import get_encoder
 from submission.engine import Completion, exit_process
 from submission.judge import candidate_text
-from submission.pipeline import RunSettings, generate_predictions, plan_work, prepare_requests, run
+from submission.pipeline import generate_predictions, plan_work, prepare_requests, run
+from submission.settings import RunSettings
 from submission.predictions import append_predictions, read_predictions
 from submission.prompt_tokens import PromptTokenizer
 from submission.prompts import get_template, load_tokenizer, render
@@ -96,7 +97,7 @@ def quiet(_message: str) -> None:
 def engine_overhead(args, engine, tokenizer) -> dict:
     challenges = load_tasks(args.challenges, args.tasks)
     solutions = solutions_path(args)
-    settings = RunSettings(augmentations=args.views, max_tokens=args.max_tokens, time_budget=None)
+    settings = RunSettings.of(augmentations=args.views, max_tokens=args.max_tokens, time_budget=None)
     # exactly the requests run() builds: same plan, same prompts, same per-prompt seeds and budgets
     ready, misses = prepare_requests(challenges.tasks, plan_work(challenges.tasks, settings), tokenizer,
                                      engine.max_model_len, settings, log=quiet)
@@ -189,7 +190,7 @@ def fresh(tokenizer) -> PromptTokenizer:
 def cpu_stages(challenges, tokenizer, settings: RunSettings, max_model_len: int, folder: Path) -> dict:
     """Seconds of each stage of one pass, chained the way run() chains them, with an instant engine."""
     tokenizer = fresh(tokenizer)
-    engine = InstantEngine(challenges, settings.encoder, max_model_len)
+    engine = InstantEngine(challenges, settings.format.encoder, max_model_len)
     dropped = []
     clock = StageClock()
     items = plan_work(challenges.tasks, settings)
@@ -204,7 +205,7 @@ def cpu_stages(challenges, tokenizer, settings: RunSettings, max_model_len: int,
     append_predictions(folder / "predictions.jsonl", predictions)
     clock.lap("record")
     write_json_atomic(folder / "submission.json",
-                      build_submission(challenges, predictions, get_selector(settings.selector)))
+                      build_submission(challenges, predictions, get_selector(settings.selection.selector)))
     clock.lap("select")
     parsed = sum(p.grid is not None for p in predictions)
     return {"wall": clock.wall, "cpu": clock.cpu, "predictions": len(predictions), "parsed": parsed,
@@ -213,7 +214,7 @@ def cpu_stages(challenges, tokenizer, settings: RunSettings, max_model_len: int,
 
 
 def cpu_cost(challenges, tokenizer, max_model_len: int, views: int, repeats: int) -> dict:
-    settings = RunSettings(augmentations=views, time_budget=None)
+    settings = RunSettings.of(augmentations=views, time_budget=None)
     passes = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as folder:
@@ -227,7 +228,7 @@ def cpu_cost(challenges, tokenizer, max_model_len: int, views: int, repeats: int
     whole_wall, whole_cpu = [], []
     for _ in range(repeats):  # the same work through run() itself: every file it writes included
         with tempfile.TemporaryDirectory() as folder:
-            engine = InstantEngine(challenges, settings.encoder, max_model_len)
+            engine = InstantEngine(challenges, settings.format.encoder, max_model_len)
             run_tokenizer = fresh(tokenizer)
             t, c = time.perf_counter(), time.process_time()
             record = run(challenges, engine, run_tokenizer, Path(folder), settings, {"bench": "cpu"}, log=quiet)
@@ -252,7 +253,7 @@ def render_vs_tokenize(challenges, tokenizer, settings: RunSettings) -> dict:
     """Where render_and_tokenize goes: every planned prompt (all train examples) rendered, then
     tokenized one by one as build_prompt does, by the pipeline's PromptTokenizer (from an empty
     cache, with its checks) and by the Hugging Face tokenizer's own encode; the ids must agree."""
-    encoder, template = get_encoder(settings.encoder), get_template(settings.template)
+    encoder, template = get_encoder(settings.format.encoder), get_template(settings.format.template)
     items = plan_work(challenges.tasks, settings)
     plain, fast = tokenizer, fresh(tokenizer)
     clock = StageClock()

@@ -25,7 +25,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from submission.encoders import ENCODERS
-from submission.pipeline import RunSettings, plan_work
+from submission.pipeline import plan_work
+from submission.settings import RunSettings
 from submission.prompt_tokens import PromptTokenizer
 from submission.prompts import TEMPLATES, answer_token_budget, render
 from submission.tasks import load_challenges
@@ -33,7 +34,7 @@ from submission.tasks import load_challenges
 
 def lengths(challenges, tokenizer: PromptTokenizer, encoder: str, template: str, views: int):
     """(full prompt tokens, answer budget) per prompt."""
-    settings = RunSettings(augmentations=views, encoder=encoder, template=template)
+    settings = RunSettings.of(augmentations=views, encoder=encoder, template=template)
     out = []
     for item in plan_work(challenges.tasks, settings):
         task = item.augmentation.apply_task(challenges.tasks[item.task_id])

@@ -31,9 +31,10 @@ from devkit.bench_tools import IN_FAMILY, machine, per_task_mean, view_subset, w
 
 from submission.engine import EngineSettings, exit_process, start_engine
 from devkit.families import write_heldout
-from submission.judge import JudgeSettings, run_judge
+from submission.judge import Scorer, run_judge
 from submission.metrics import evaluate
-from submission.pipeline import RunSettings, plan_views, run
+from submission.pipeline import plan_views, run
+from submission.settings import RunSettings
 from submission.predictions import read_predictions
 from submission.prompts import load_tokenizer, read_model_format
 from submission.select import SELECTORS, as_grid, get_selector, group_by_test_input, uses_judge
@@ -48,9 +49,9 @@ def measure_set(name, slug, challenges_path, solutions_path, engine, tokenizer, 
     challenges = load_challenges(challenges_path)
     solutions, _ = load_solutions(solutions_path)
     fmt, _ = read_model_format(model)
-    settings = RunSettings(augmentations=views, adaptive=False, time_budget=None,
-                           encoder=fmt.get("encoder", RunSettings.encoder),
-                           template=fmt.get("template", RunSettings.template))
+    settings = RunSettings.of(augmentations=views, adaptive=False, time_budget=None,
+                           encoder=fmt.get("encoder", RunSettings().format.encoder),
+                           template=fmt.get("template", RunSettings().format.template))
     run_dir = out / slug
     log(f"{name}: {len(challenges.tasks)} tasks, {views} views per test input")
     record = run(challenges, engine, tokenizer, run_dir, settings, {"model": str(model)}, solutions_path, log=log)
@@ -61,8 +62,8 @@ def measure_set(name, slug, challenges_path, solutions_path, engine, tokenizer, 
         speed.write_text(json.dumps({"seconds_per_view": record["stage_seconds"].get("generate", 0.0)
                                      / max(record["prompts_sent"], 1)}))
     seconds_per_view = json.loads(speed.read_text())["seconds_per_view"] if speed.exists() else None
-    judge_settings = JudgeSettings.from_run({"encoder": settings.encoder, "template": settings.template},
-                                            top_k=max(judge_top_k, 1))
+    judge_settings = RunSettings.of(encoder=settings.format.encoder, template=settings.format.template,
+                                    judge_top_k=max(judge_top_k, 1))
     methods = METHODS if judge_top_k else tuple(m for m in METHODS if not uses_judge(m))
     rows, per_score = [], None
     for k in sizes:
@@ -77,8 +78,8 @@ def measure_set(name, slug, challenges_path, solutions_path, engine, tokenizer, 
                "generation_seconds": round(seconds_per_view * k * len(plans), 1) if seconds_per_view else None}
         scores = None
         if judge_top_k:
-            judge = run_judge(challenges, subset, judge_settings, run_dir / "judge_scores.jsonl", engine, tokenizer,
-                              model=str(model), log=lambda _: None)
+            judge = run_judge(challenges, subset, judge_settings, run_dir / "judge_scores.jsonl",
+                              Scorer(engine, tokenizer), model=str(model), log=lambda _: None)
             if judge.computed:  # scores cached by a smaller view count cost nothing now: price them all alike
                 per_score = judge.engine_seconds / judge.computed
             row["judge_seconds"] = round(per_score * judge.needed, 1) if per_score else None

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from devkit.bench_tools import machine, write_scorecard
-from submission.ttt import TTT_MODES
+from submission.settings import TTT_MODES
 
 SETS = {
     "in-family": ROOT / "data" / "arc-agi-1-in-family",  # real ARC-AGI-1 tasks inside the families

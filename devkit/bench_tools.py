@@ -87,15 +87,27 @@ def start(args, log=print):
     return start_engine(settings, log=log)
 
 
+HAND_WRITTEN = "<!-- Written by hand from here on: `--docs` keeps this part when it rewrites the figures above. -->"
+
+
 def write_scorecard(script: str, argv, args, result: dict, json_name: str, markdown) -> dict:
     """A scorecard's JSON under ``args.out`` (the command line first) and, with ``args.docs``,
-    its markdown; returns the result as written."""
+    its markdown, above the file's hand-written part (from the HAND_WRITTEN line on), which is
+    kept; returns the result as written."""
     result = {"command": f"python bench/{script} " + " ".join(sys.argv[1:] if argv is None else argv), **result}
     write_json_atomic(args.out / json_name, result)
     if args.docs:
-        args.docs.write_text(markdown(result))
+        args.docs.write_text(with_hand_written(markdown(result), args.docs))
         print(f"wrote {args.docs}")
     return result
+
+
+def with_hand_written(generated: str, path: Path) -> str:
+    """``generated`` followed by the hand-written part of the file at ``path`` (if it has one)."""
+    old = path.read_text() if path.exists() else ""
+    if HAND_WRITTEN not in old:
+        return generated
+    return generated.rstrip("\n") + "\n\n" + old[old.index(HAND_WRITTEN):]
 
 
 def forget_cached_prompts(engine) -> None:

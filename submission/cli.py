@@ -7,20 +7,22 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 
 from .encoders import DEFAULT_ENCODER, ENCODERS, get_encoder
-from .engine import DEFAULT_CPU_KV_CACHE_GIB, DEFAULT_MAX_MODEL_LEN  # engine.py imports vllm only when used
-from .pipeline import DEFAULT_TIME_BUDGET
+from .engine import EngineSettings  # engine.py imports vllm only when used
 from .prompts import DEFAULT_TEMPLATE, TEMPLATES
 from .report import SORT_KEYS
-from .select import DEFAULT_SELECTOR, SELECTORS, uses_judge
+from .select import SELECTORS, uses_judge
+from .settings import MODES, TTT_MODES, GenerationSettings, RunSettings
 from .tasks import ChallengeFileError, load_challenges, load_solutions
-from .ttt import TTT_MODES, TttSettings  # no torch at import: training imports it in its child process
 
-TTT_DEFAULTS = TttSettings()
+# Every default below is read from these: settings.py writes each one once.
+DEFAULTS = RunSettings()
+ENGINE_DEFAULTS = EngineSettings(model="")
 
 
 _SELECTOR_HELP = "; ".join(f"{name}: {method.summary}" for name, method in SELECTORS.items())
@@ -66,36 +68,38 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                     help="run folder: submission.json, predictions.jsonl, run.json, metrics.json")
 
     aug = p.add_argument_group("augmentation (AIRV)")
-    aug.add_argument("--augmentations", type=int, default=8,
+    aug.add_argument("--augmentations", type=int, default=DEFAULTS.views.augmentations,
                      help="views per test input; the 8 dihedral transforms come first, then views with "
                           "colour permutations and shuffled train examples (default: %(default)s)")
     aug.add_argument("--permute-background", action="store_true",
                      help="let colour permutations move colour 0 too (default: 0 stays fixed)")
     aug.add_argument("--no-shuffle-order", dest="shuffle_order", action="store_false",
                      help="keep the train examples in the task's order in the extra views")
-    aug.add_argument("--seed", type=int, default=0, help="seed of the augmentation plan and sampling (default: 0)")
+    aug.add_argument("--seed", type=int, default=DEFAULTS.views.seed,
+                     help="seed of the augmentation plan and sampling (default: %(default)s)")
 
     gen = p.add_argument_group("generation")
-    gen.add_argument("--samples", type=int, default=1, help="completions per prompt (default: 1)")
-    gen.add_argument("--temperature", type=float, default=0.0,
-                     help="sampling temperature; 0 is greedy and allows one sample (default: 0)")
+    gen.add_argument("--samples", type=int, default=DEFAULTS.generation.samples,
+                     help="completions per prompt (default: %(default)s)")
+    gen.add_argument("--temperature", type=float, default=DEFAULTS.generation.temperature,
+                     help="sampling temperature; 0 is greedy and allows one sample (default: %(default)s)")
     gen.add_argument("--max-tokens", type=int,
                      help="cap on the answer tokens; by default each task gets room for a square grid "
                           "as large as its largest grid")
-    gen.add_argument("--mode", choices=("auto", "greedy", "sample", "beam", "dfs"), default="auto",
+    gen.add_argument("--mode", choices=("auto", *MODES), default=GenerationSettings.mode,
                      help="generation mode, recorded in each prediction: greedy (temperature 0, one per prompt), "
                           "sample (--samples at --temperature), beam (vLLM beam search; its --beam-width beams "
                           "are the prompt's candidates), dfs (depth-first enumeration: the greedy answer and "
                           "every other answer of probability >= --min-prob); auto = greedy at temperature 0, "
                           "else sample (default: %(default)s)")
-    gen.add_argument("--beam-width", type=int, default=4,
+    gen.add_argument("--beam-width", type=int, default=DEFAULTS.generation.beam_width,
                      help="beams per prompt in beam mode (default: %(default)s)")
-    gen.add_argument("--min-prob", type=float, default=0.1,
+    gen.add_argument("--min-prob", type=float, default=DEFAULTS.generation.min_prob,
                      help="dfs mode: keep every answer at least this probable (the ARChitects used 0.1-0.2, "
                           "NVARC 0.2; default: %(default)s)")
-    gen.add_argument("--dfs-max-candidates", type=int, default=8,
+    gen.add_argument("--dfs-max-candidates", type=int, default=DEFAULTS.generation.dfs_max_candidates,
                      help="dfs mode: most answers per prompt, the greedy one included (default: %(default)s)")
-    gen.add_argument("--dfs-max-rounds", type=int, default=4,
+    gen.add_argument("--dfs-max-rounds", type=int, default=DEFAULTS.generation.dfs_max_rounds,
                      help="dfs mode: engine calls for branches after the greedy one (default: %(default)s)")
     gen.add_argument("--restrict-vocabulary", action="store_true",
                      help="decode with only the tokens an answer in the encoder's format is written with "
@@ -109,29 +113,30 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                           f"arc_format.json, else {DEFAULT_TEMPLATE})")
 
     eng = p.add_argument_group("engine (vLLM)")
-    eng.add_argument("--dtype", default="auto",
+    eng.add_argument("--dtype", default=ENGINE_DEFAULTS.dtype,
                      help="model dtype; auto = float16 on GPUs below compute capability 8.0 (T4), "
                           "bfloat16 on newer GPUs (L4) and on CPU")
-    eng.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN,
+    eng.add_argument("--max-model-len", type=int, default=DEFAULTS.format.max_model_len,
                      help="context length, capped at the model's own (default: %(default)s)")
-    eng.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="(default: %(default)s)")
-    eng.add_argument("--cpu-kv-cache-gib", type=float, default=DEFAULT_CPU_KV_CACHE_GIB,
+    eng.add_argument("--gpu-memory-utilization", type=float, default=ENGINE_DEFAULTS.gpu_memory_utilization,
+                     help="(default: %(default)s)")
+    eng.add_argument("--cpu-kv-cache-gib", type=float, default=ENGINE_DEFAULTS.cpu_kv_cache_gib,
                      help="KV cache on CPU, in GiB; VLLM_CPU_KVCACHE_SPACE wins when set (default: %(default)s)")
     eng.add_argument("--enforce-eager", action="store_true", help="disable CUDA graphs (slower, less memory)")
-    eng.add_argument("--attention-backend", default="auto",
+    eng.add_argument("--attention-backend", default=ENGINE_DEFAULTS.attention_backend,
                      help="vLLM attention backend; auto = vLLM's choice, but TRITON_ATTN on GPUs below compute "
                           "capability 8.0 (T4), where some vLLM releases pick FlashInfer, which fails there")
 
-    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
+    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULTS.selection.selector,
                    help="how the two attempts are chosen from the predictions: " + _SELECTOR_HELP
                         + " (default: %(default)s)")
-    p.add_argument("--judge-views", type=int, default=8,
+    p.add_argument("--judge-views", type=int, default=DEFAULTS.selection.judge_views,
                    help="judge selectors: augmented views each candidate is scored under (default: %(default)s)")
-    p.add_argument("--judge-top-k", type=int, default=4,
+    p.add_argument("--judge-top-k", type=int, default=DEFAULTS.selection.judge_top_k,
                    help="judge selectors: candidates judged per test input, in vote order (default: %(default)s)")
 
     ttt = p.add_argument_group("test-time fine-tuning (a LoRA adapter per task, trained on its train pairs)")
-    ttt.add_argument("--ttt", choices=TTT_MODES, default=TTT_DEFAULTS.mode,
+    ttt.add_argument("--ttt", dest="ttt_mode", choices=TTT_MODES, default=DEFAULTS.ttt.mode,
                      help="before inference, train a LoRA adapter on each test task's leave-one-out train pairs "
                           "(task) or one adapter on all of them (shared), within --ttt-share of the time budget; "
                           "every task's prompts still go to vLLM together, each through its adapter; a task "
@@ -139,34 +144,35 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     ttt.add_argument("--adapters-dir", type=Path,
                      help="where the adapters are saved (default: OUT/adapters); the Kaggle kernel keeps them "
                           "outside /kaggle/working, whose files Kaggle commits as the notebook's output")
-    ttt.add_argument("--ttt-rank", type=int, default=TTT_DEFAULTS.rank, help="LoRA rank (default: %(default)s)")
-    ttt.add_argument("--ttt-steps", type=int, default=TTT_DEFAULTS.steps,
+    ttt.add_argument("--ttt-rank", type=int, default=DEFAULTS.ttt.rank, help="LoRA rank (default: %(default)s)")
+    ttt.add_argument("--ttt-steps", type=int, default=DEFAULTS.ttt.steps,
                      help="optimizer steps per adapter, fewer when the time does not allow (default: %(default)s)")
-    ttt.add_argument("--ttt-min-steps", type=int, default=TTT_DEFAULTS.min_steps,
+    ttt.add_argument("--ttt-min-steps", type=int, default=DEFAULTS.ttt.min_steps,
                      help="a task that would get fewer steps gets no adapter (default: %(default)s)")
-    ttt.add_argument("--ttt-learning-rate", type=float, default=TTT_DEFAULTS.learning_rate,
+    ttt.add_argument("--ttt-learning-rate", type=float, default=DEFAULTS.ttt.learning_rate,
                      help="peak learning rate (default: %(default)s)")
-    ttt.add_argument("--ttt-examples-per-step", type=int, default=TTT_DEFAULTS.examples_per_step,
+    ttt.add_argument("--ttt-examples-per-step", type=int, default=DEFAULTS.ttt.examples_per_step,
                      help="augmented leave-one-out examples per step (default: %(default)s)")
-    ttt.add_argument("--ttt-share", type=float, default=TTT_DEFAULTS.share,
+    ttt.add_argument("--ttt-share", type=float, default=DEFAULTS.ttt.share,
                      help="share of the time budget training may use; the rest is inference (default: %(default)s)")
 
     budget = p.add_argument_group("time budget, rounds and workers")
-    budget.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET,
+    budget.add_argument("--time-budget", type=float, default=DEFAULTS.budget.time_budget,
                         help="seconds for the whole run, engine start-up included; 0 = no limit (default: "
                              "%(default)s = 11 h, for Kaggle's 12 h limit)")
-    budget.add_argument("--reserve-seconds", type=float, default=60.0,
+    budget.add_argument("--reserve-seconds", type=float, default=DEFAULTS.budget.reserve_seconds,
                         help="kept back from generation for the final selection and writes; judge selectors "
                              "also keep back the judge's estimated time, measured as generation runs "
                              "(default: %(default)s)")
-    budget.add_argument("--views-per-round", type=int, default=8,
+    budget.add_argument("--views-per-round", type=int, default=DEFAULTS.budget.views_per_round,
                         help="views added per test input each round; round 1 is the 8 dihedral views "
                              "(default: %(default)s)")
     budget.add_argument("--no-adaptive", dest="adaptive", action="store_false",
                         help="give every test input every round; by default a test input whose parsed "
                              "predictions (at least --settle-after) all agree gets no more views")
-    budget.add_argument("--settle-after", type=int, default=8, help="(default: %(default)s)")
-    budget.add_argument("--chunk-prompts", type=int, default=1024,
+    budget.add_argument("--settle-after", type=int, default=DEFAULTS.budget.settle_after,
+                        help="(default: %(default)s)")
+    budget.add_argument("--chunk-prompts", type=int, default=DEFAULTS.budget.chunk_prompts,
                         help="prompts per engine call; predictions are saved after each (default: %(default)s)")
     budget.add_argument("--workers", type=int, default=0,
                         help="engine processes, each with a GPU of its own (worker i: GPU i mod count); "
@@ -199,6 +205,13 @@ def resolve_prompt_format(args) -> None:
             f"template {args.template}")
 
 
+def settings_from_args(args) -> RunSettings:
+    """The run's settings from its options: every option named like a setting (settings.py) goes to
+    the group that owns it."""
+    known = DEFAULTS.options()
+    return RunSettings.of(**{name: value for name, value in vars(args).items() if name in known})
+
+
 def cmd_run(args) -> int:
     started = time.monotonic()  # the time budget counts engine start-up too
     challenges = _load_challenges_or_exit(args.challenges)  # before the model: bad files fail fast
@@ -208,26 +221,13 @@ def cmd_run(args) -> int:
     if args.verbose:
         os.environ["VLLM_LOGGING_LEVEL"] = "INFO"  # read when vllm is first imported, here and in workers
     from .engine import EngineSettings, EngineStartError, gpu_count, start_engine
-    from .pipeline import ResumeError, RunSettings, check_resumable, run
+    from .pipeline import ResumeError, check_resumable, run
     from .prompts import load_tokenizer
     from .submit import fallback_submission, write_json_atomic
 
     try:
-        settings = RunSettings(
-            augmentations=args.augmentations, samples=args.samples, temperature=args.temperature,
-            seed=args.seed, encoder=args.encoder, template=args.template,
-            permute_background=args.permute_background, shuffle_order=args.shuffle_order,
-            selector=args.selector, max_tokens=args.max_tokens, views_per_round=args.views_per_round,
-            adaptive=args.adaptive, settle_after=args.settle_after, chunk_prompts=args.chunk_prompts,
-            time_budget=args.time_budget or None, reserve_seconds=args.reserve_seconds,
-            mode=args.mode, beam_width=args.beam_width, judge_views=args.judge_views, judge_top_k=args.judge_top_k,
-            min_prob=args.min_prob, dfs_max_candidates=args.dfs_max_candidates, dfs_max_rounds=args.dfs_max_rounds,
-            ttt=args.ttt, restrict_vocabulary=args.restrict_vocabulary,
-        )
-        ttt_settings = TttSettings(mode=args.ttt, rank=args.ttt_rank, steps=args.ttt_steps,
-                                   min_steps=args.ttt_min_steps, learning_rate=args.ttt_learning_rate, examples_per_step=args.ttt_examples_per_step,
-                                   share=args.ttt_share, seed=args.seed)
-        one_engine_only = settings.mode == "beam" or uses_judge(settings.selector)
+        settings = settings_from_args(args)
+        one_engine_only = settings.generation.mode == "beam" or uses_judge(settings.selection.selector)
         if args.workers > 1 and one_engine_only:
             raise ValueError("beam mode and judge selectors run on one engine: use --workers 1")
         if not args.fresh:
@@ -241,13 +241,14 @@ def cmd_run(args) -> int:
     if not submission_path.exists():
         write_json_atomic(submission_path, fallback_submission(challenges))  # in case the engine never starts
     adapters, ttt_info, lora_rank = {}, None, 0
-    if ttt_settings.mode != "off":
-        adapters, ttt_info, lora_rank = test_time_fine_tuning(args, challenges, settings, ttt_settings, started, gpus)
+    if settings.ttt.mode != "off":
+        adapters, ttt_info, lora_rank = test_time_fine_tuning(args, challenges, settings, started, gpus)
+    generation = settings.generation
     engine_settings = EngineSettings(
-        model=args.model, dtype=args.dtype, max_model_len=args.max_model_len,
+        model=args.model, dtype=args.dtype, max_model_len=settings.format.max_model_len,
         gpu_memory_utilization=args.gpu_memory_utilization, cpu_kv_cache_gib=args.cpu_kv_cache_gib,
-        enforce_eager=args.enforce_eager, seed=args.seed, attention_backend=args.attention_backend,
-        max_logprobs=max(20, settings.dfs.top_k if settings.mode == "dfs" else 0),
+        enforce_eager=args.enforce_eager, seed=settings.views.seed, attention_backend=args.attention_backend,
+        max_logprobs=max(20, generation.dfs.top_k if generation.mode == "dfs" else 0),
         max_lora_rank=lora_rank, lora_adapters=len(set(adapters.values())),
     )
     workers = args.workers or max(gpus, 1)
@@ -306,14 +307,14 @@ def check_model_inputs(args, tokenizer, challenges) -> str | None:
     return None
 
 
-def test_time_fine_tuning(args, challenges, settings, ttt_settings, started: float, gpus: int):
+def test_time_fine_tuning(args, challenges, settings: RunSettings, started: float, gpus: int):
     """Adapters for the run's tasks, trained (in a child process) before the engine starts, within
     ``--ttt-share`` of the time budget; returns (task id -> adapter folder, run.json's record, LoRA rank)."""
     import shutil
 
     from .engine import model_context_limit
     from .predictions import read_predictions
-    from .ttt import adapter_for_task, train_in_child, ttt_record
+    from .ttt import AdapterJob, adapter_for_task, train_in_child, ttt_record
 
     folder = args.adapters_dir or args.out / "adapters"
     predictions_path = args.out / "predictions.jsonl"
@@ -323,44 +324,50 @@ def test_time_fine_tuning(args, challenges, settings, ttt_settings, started: flo
     # whatever model they had then (the base model, if training had not reached them).
     predicted = frozenset() if args.fresh or not predictions_path.exists() else frozenset(
         p.task_id for p in read_predictions(predictions_path))
-    budget = settings.time_budget
-    deadline = started + ttt_settings.share * (budget - settings.reserve_seconds) if budget else None
-    max_len = min(args.max_model_len, model_context_limit(args.model) or args.max_model_len)
+    budget, ttt = settings.budget, settings.ttt
+    deadline = started + ttt.share * (budget.time_budget - budget.reserve_seconds) if budget.time_budget else None
+    asked = settings.format.max_model_len
+    prompt_format = replace(settings.format, max_model_len=min(asked, model_context_limit(args.model) or asked))
     t0 = time.monotonic()
-    trained = train_in_child(args.model, list(challenges.tasks.values()), ttt_settings, folder, args.encoder,
-                             args.template, max_len, deadline, log=log, gpus=gpus, skip=predicted)
+    job = AdapterJob(args.model, ttt, prompt_format, folder, settings.views.seed, deadline, predicted)
+    trained = train_in_child(job, list(challenges.tasks.values()), log=log, gpus=gpus)
     adapters = {tid: path for tid in challenges.tasks if (path := adapter_for_task(trained, tid))}
     log(f"ttt: {len(adapters)} of {len(challenges.tasks)} tasks have an adapter"
-        + (f" (shared: {folder})" if ttt_settings.mode == "shared" else "")
+        + (f" (shared: {folder})" if ttt.mode == "shared" else "")
         + f", after {time.monotonic() - t0:.0f}s of training; the others use the base model")
     rank = max((a.rank for a in trained.values()), default=0)
-    return adapters, ttt_record(ttt_settings, trained, len(challenges.tasks), time.monotonic() - t0), rank
+    return adapters, ttt_record(ttt, trained, len(challenges.tasks), time.monotonic() - t0), rank
 
 
 def add_judge_arguments(p: argparse.ArgumentParser) -> None:
     judge = p.add_argument_group("the model as judge (selectors judge, judge+vote)")
     judge.add_argument("--judge-views", type=int,
-                       help="augmented views each candidate is scored under (default: the run's, else 8)")
+                       help="augmented views each candidate is scored under (default: the run's, else "
+                            f"{DEFAULTS.selection.judge_views})")
     judge.add_argument("--judge-top-k", type=int,
-                       help="candidates judged per test input, in vote order (default: the run's, else 4)")
+                       help="candidates judged per test input, in vote order (default: the run's, else "
+                            f"{DEFAULTS.selection.judge_top_k})")
     judge.add_argument("--judge-scores", type=Path,
                        help="the judge's score cache (default: judge_scores.jsonl beside the predictions)")
     judge.add_argument("--model",
                        help="model folder: compute the judge scores missing from the cache with vLLM (and add "
                             "them to it); without it, only cached scores are used")
-    judge.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN,
+    judge.add_argument("--max-model-len", type=int, default=DEFAULTS.format.max_model_len,
                        help="with --model: context length, capped at the model's own (default: %(default)s)")
 
 
 def judge_scores_for(args, challenges, predictions):
     """Judge scores from the cache beside the predictions; with --model, the missing ones are
-    computed (the engine starts only when something is missing). Returns (scores, JudgeResult)."""
-    from .judge import CACHE_NAME, JudgeSettings, run_judge
+    computed (the engine starts only when something is missing): in the run's prompt format and
+    views (run.json beside the predictions). Returns (scores, JudgeResult)."""
+    from .judge import CACHE_NAME, Scorer, run_judge
 
     run_json = args.predictions.parent / "run.json"
-    run_settings = orjson.loads(run_json.read_bytes()).get("settings", {}) if run_json.is_file() else {}
+    recorded = orjson.loads(run_json.read_bytes()).get("settings", {}) if run_json.is_file() else {}
+    given = {name: value for name, value in (("judge_views", args.judge_views), ("judge_top_k", args.judge_top_k))
+             if value is not None}
     try:
-        settings = JudgeSettings.from_run(run_settings, args.judge_views, args.judge_top_k)
+        settings = RunSettings.from_record(recorded).replace(**given)
     except ValueError as exc:
         sys.exit(f"error: {exc}")
     cache = args.judge_scores or args.predictions.parent / CACHE_NAME
@@ -375,8 +382,8 @@ def judge_scores_for(args, challenges, predictions):
 
         engine = start_engine(EngineSettings(model=args.model, max_model_len=args.max_model_len), log=log)
         try:
-            result = run_judge(challenges, predictions, settings, cache, engine, load_tokenizer(args.model, log=log),
-                               model=model, log=log)
+            result = run_judge(challenges, predictions, settings, cache,
+                               Scorer(engine, load_tokenizer(args.model, log=log)), model=model, log=log)
         finally:
             engine.close()
     result.report(log)
@@ -496,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", type=_existing_file, required=True, help="predictions.jsonl of a run")
     p.add_argument("--out", type=Path, required=True, help="folder for submission.json (and metrics.json)")
     p.add_argument("--solutions", type=_existing_file, help="also write and print metrics.json")
-    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
+    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULTS.selection.selector,
                    help=_SELECTOR_HELP + " (default: %(default)s)")
     add_judge_arguments(p)
     p.set_defaults(func=cmd_select)
@@ -509,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--challenges", type=_existing_file, required=True)
     p.add_argument("--solutions", type=_existing_file, required=True)
     p.add_argument("--predictions", type=_existing_file, required=True)
-    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
+    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULTS.selection.selector,
                    help="method of the per-task table and --out: " + _SELECTOR_HELP + " (default: %(default)s)")
     p.add_argument("--methods", nargs="+", choices=["all", *SELECTORS], default=["all"],
                    help="methods to compare (default: all; judge methods only with scores)")
@@ -534,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="task order, worst first: score, pass_n, agreement (top vote share), parsed (share of "
                         "predictions that parse), task (id) (default: %(default)s)")
     p.add_argument("--best-first", action="store_true", help="sort best first instead")
-    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULT_SELECTOR,
+    p.add_argument("--selector", choices=sorted(SELECTORS), default=DEFAULTS.selection.selector,
                    help="method whose attempts and ranking are shown (default: %(default)s)")
     p.add_argument("--title", help="page title (default: names the predictions file)")
     add_judge_arguments(p)

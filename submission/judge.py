@@ -22,47 +22,25 @@ import numpy as np
 import orjson
 
 from .augment import Augmentation, plan_augmentations
-from .encoders import DEFAULT_ENCODER, get_encoder
+from .encoders import get_encoder
 from .engine import ScoreRequest
 from .predictions import Prediction
-from .prompts import DEFAULT_TEMPLATE, Unanswerable, answer_token_budget, build_prompt, get_template
+from .prompts import Unanswerable, answer_token_budget, build_prompt, get_template
 from .select import Grid, TestKey, grid_vote, group_by_test_input, input_copies_last
+from .settings import RunSettings
 from .tasks import Challenges, Task
 
 CACHE_NAME = "judge_scores.jsonl"
 
 
 @dataclass(frozen=True)
-class JudgeSettings:
-    views: int = 8  # M: the 8 dihedral views first, then colour/order views (augment.plan_augmentations)
-    top_k: int = 4  # K: candidates judged per test input, in vote order
-    seed: int = 0
-    encoder: str = DEFAULT_ENCODER
-    template: str = DEFAULT_TEMPLATE
-    permute_background: bool = False
-    shuffle_order: bool = True
-    max_tokens: int | None = None  # the run's --max-tokens: prompts keep the examples generation's kept
+class Scorer:
+    """What computes the scores the cache lacks: the engine and its tokenizer, and each task's adapter
+    (test-time fine-tuning: task id -> LoRA folder), so candidates are scored as they were generated."""
 
-    def __post_init__(self):
-        if self.views < 1 or self.top_k < 1:
-            raise ValueError("judge views and top-k must be at least 1")
-        get_encoder(self.encoder), get_template(self.template)
-
-    @classmethod
-    def from_run(cls, run_settings: dict, views: int | None = None, top_k: int | None = None) -> "JudgeSettings":
-        """From a run's settings (RunSettings as a dict, or run.json's "settings"): the judge
-        writes candidates in the run's encoder and template; views and top_k override the run's."""
-        default = cls()
-        return cls(
-            views=views if views is not None else run_settings.get("judge_views", default.views),
-            top_k=top_k if top_k is not None else run_settings.get("judge_top_k", default.top_k),
-            seed=run_settings.get("seed", default.seed),
-            encoder=run_settings.get("encoder", default.encoder),
-            template=run_settings.get("template", default.template),
-            permute_background=run_settings.get("permute_background", default.permute_background),
-            shuffle_order=run_settings.get("shuffle_order", default.shuffle_order),
-            max_tokens=run_settings.get("max_tokens", default.max_tokens),
-        )
+    engine: object
+    tokenizer: object
+    adapters: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,9 +74,11 @@ class JudgeResult:
             log(f"judge: {note}")
 
 
-def judge_views(task: Task, test_index: int, settings: JudgeSettings) -> list[Augmentation]:
-    return plan_augmentations(task, test_index, settings.views, settings.seed, settings.permute_background,
-                              settings.shuffle_order)
+def judge_views(task: Task, test_index: int, settings: RunSettings) -> list[Augmentation]:
+    """The first M views of the run's plan (the same seed, permutations and order as generation's)."""
+    views = settings.views
+    return plan_augmentations(task, test_index, settings.selection.judge_views, views.seed, views.permute_background,
+                              views.shuffle_order)
 
 
 def judged_candidates(predictions: list[Prediction], top_k: int, test_input: np.ndarray) -> list[Grid]:
@@ -106,14 +86,14 @@ def judged_candidates(predictions: list[Prediction], top_k: int, test_input: np.
     return input_copies_last(grid_vote(predictions), test_input)[:top_k]
 
 
-def needed_keys(challenges: Challenges, predictions: list[Prediction], settings: JudgeSettings) -> list[ScoreKey]:
+def needed_keys(challenges: Challenges, predictions: list[Prediction], settings: RunSettings) -> list[ScoreKey]:
     keys = []
     for (task_id, test_index), group in group_by_test_input(predictions).items():
         task = challenges.tasks.get(task_id)
         if task is None or test_index >= len(task.test_inputs):
             continue
         views = [str(v) for v in judge_views(task, test_index, settings)]
-        grids = judged_candidates(group, settings.top_k, task.test_inputs[test_index])
+        grids = judged_candidates(group, settings.selection.judge_top_k, task.test_inputs[test_index])
         keys.extend(ScoreKey(task_id, test_index, grid, view) for grid in grids for view in views)
     return keys
 
@@ -123,10 +103,10 @@ def candidate_text(encoder, grid_in_view: np.ndarray) -> str:
     return encoder.encode(grid_in_view)[len(encoder.answer_start):]
 
 
-def score_request(tokenizer, task: Task, key: ScoreKey, settings: JudgeSettings, max_model_len: int,
+def score_request(tokenizer, task: Task, key: ScoreKey, settings: RunSettings, max_model_len: int,
                   lora: str = "") -> ScoreRequest:
     """The prompt of the view and the candidate in that view, tokenized; Unanswerable if too long."""
-    encoder, template = get_encoder(settings.encoder), get_template(settings.template)
+    encoder, template = get_encoder(settings.format.encoder), get_template(settings.format.template)
     view = Augmentation.parse(key.view)
     continuation = tokenizer.encode(
         candidate_text(encoder, view.apply_grid(np.asarray(key.grid, dtype=np.uint8))), add_special_tokens=False
@@ -134,8 +114,8 @@ def score_request(tokenizer, task: Task, key: ScoreKey, settings: JudgeSettings,
     # The generation prompt of this view (its answer budget capped by --max-tokens as generation's is),
     # unless the candidate needs more room than that budget.
     budget = answer_token_budget(tokenizer, encoder, task)
-    if settings.max_tokens:
-        budget = min(budget, settings.max_tokens)
+    if settings.generation.max_tokens:
+        budget = min(budget, settings.generation.max_tokens)
     answer_tokens = max(budget, len(continuation) + 1)
     prompt = build_prompt(tokenizer, template, encoder, view.apply_task(task), key.test_index, max_model_len,
                           answer_tokens)
@@ -146,7 +126,7 @@ def _record_key(record: dict) -> ScoreKey:
     return ScoreKey(record["task_id"], record["test_index"], tuple(tuple(r) for r in record["grid"]), record["view"])
 
 
-def read_cache(path: Path, settings: JudgeSettings, model: str | None, log=print) -> dict[ScoreKey, float | None]:
+def read_cache(path: Path, settings: RunSettings, model: str | None, log=print) -> dict[ScoreKey, float | None]:
     """Cached scores made with this encoder and template (and model, when given); None = unscorable."""
     if not path.exists():
         return {}
@@ -158,7 +138,7 @@ def read_cache(path: Path, settings: JudgeSettings, model: str | None, log=print
                 break  # a torn last line from a crash mid-write
             try:
                 record = orjson.loads(line)
-                if record["encoder"] != settings.encoder or record["template"] != settings.template:
+                if record["encoder"] != settings.format.encoder or record["template"] != settings.format.template:
                     continue
                 if model is not None and record["model"] != model:
                     continue
@@ -185,33 +165,29 @@ def append_cache(path: Path, records: list[dict]) -> None:
 def run_judge(
     challenges: Challenges,
     predictions: list[Prediction],
-    settings: JudgeSettings,
+    settings: RunSettings,
     cache_path: Path,
-    engine=None,
-    tokenizer=None,
+    scorer: Scorer | None = None,
     model: str | None = None,
     log=print,
-    chunk: int = 4096,
     deadline: float | None = None,
     seconds_per_score: float | None = None,
+    chunk: int = 4096,
     first_chunk: int = 256,
-    adapters: dict[str, str] | None = None,
 ) -> JudgeResult:
-    """Scores of the top-K candidates under M views: from the cache, the rest from ``engine``
-    (batched, up to ``chunk`` requests per call, whole test inputs per call, each call's scores
-    appended to the cache as they land).
+    """Scores of the top-K candidates under M views (``settings.selection``): from the cache (the
+    scores of ``model``, when named), the rest from ``scorer``'s engine (batched, up to ``chunk``
+    requests per call, whole test inputs per call, each call's scores appended to the cache as they land).
 
     With a ``deadline`` (time.monotonic()), a call holds only the test inputs that the speed
     measured so far (before the first call: ``seconds_per_score``, else a first call of at most
-    ``first_chunk``) says will be scored in time; the test inputs left out are chosen by votes.
-    ``adapters`` (task id -> LoRA folder, test-time fine-tuning) scores each task's candidates with
-    its own adapter, as its predictions were made."""
+    ``first_chunk``) says will be scored in time; the test inputs left out are chosen by votes."""
     keys = needed_keys(challenges, predictions, settings)
     cache = read_cache(cache_path, settings, model, log)
     result = JudgeResult({}, needed=len(keys))
     todo = [k for k in keys if k not in cache]
     result.cached = len(keys) - len(todo)
-    if todo and engine is None:
+    if todo and scorer is None:
         result.missing = len(todo)
         result.notes.append(f"{len(todo)} judge scores are not in {cache_path}; those candidates are not judged "
                             "(pass --model to compute them)")
@@ -220,8 +196,8 @@ def run_judge(
     unscorable = []
     for key in todo:
         try:
-            ready.append((key, score_request(tokenizer, challenges.tasks[key.task_id], key, settings,
-                                             engine.max_model_len, (adapters or {}).get(key.task_id, ""))))
+            ready.append((key, score_request(scorer.tokenizer, challenges.tasks[key.task_id], key, settings,
+                                             scorer.engine.max_model_len, scorer.adapters.get(key.task_id, ""))))
         except Unanswerable as exc:
             unscorable.append(_cache_record(key, None, 0, settings, model, f"unscorable: {exc}"))
             cache[key] = None
@@ -247,7 +223,7 @@ def run_judge(
         part = [item for group in groups[:take] for item in group]
         groups = groups[take:]
         t0 = time.perf_counter()
-        token_logprobs = engine.score([request for _, request in part])
+        token_logprobs = scorer.engine.score([request for _, request in part])
         result.engine_seconds += time.perf_counter() - t0
         records = []
         for (key, _), lps in zip(part, token_logprobs):
@@ -275,33 +251,33 @@ def _by_test_input(ready: list[tuple[ScoreKey, ScoreRequest]]) -> list[list[tupl
 
 
 def judge_for_run(
-    challenges: Challenges, predictions: list[Prediction], settings: JudgeSettings, cache_path: Path, engine,
-    tokenizer, model: str | None, log=print, deadline: float | None = None, seconds_per_score: float | None = None,
-    adapters: dict[str, str] | None = None,
+    challenges: Challenges, predictions: list[Prediction], settings: RunSettings, cache_path: Path, scorer: Scorer,
+    model: str | None, log=print, deadline: float | None = None, seconds_per_score: float | None = None,
 ) -> tuple[dict | None, dict]:
     """run_judge for the end of a run: a failure costs the judge, not the submission (the judge
     methods then rank in vote order). Returns the scores and what run.json records."""
     try:
-        result = run_judge(challenges, predictions, settings, cache_path, engine, tokenizer, model, log,
-                           deadline=deadline, seconds_per_score=seconds_per_score, adapters=adapters)
+        result = run_judge(challenges, predictions, settings, cache_path, scorer, model, log, deadline,
+                           seconds_per_score)
     except Exception as exc:
         why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
         log(f"judge: failed ({why}); the attempts are chosen in vote order")
         return None, {"error": why}
     result.report(log)
     return result.scores, {
-        "views": settings.views, "top_k": settings.top_k, "needed": result.needed, "cached": result.cached,
+        "views": settings.selection.judge_views, "top_k": settings.selection.judge_top_k, "needed": result.needed,
+        "cached": result.cached,
         "computed": result.computed, "missing": result.missing, "unscorable": result.unscorable,
         "skipped_for_time": result.skipped,
         "engine_seconds": round(result.engine_seconds, 3), "cache": str(cache_path),
     }
 
 
-def _cache_record(key: ScoreKey, logprob: float | None, tokens: int, settings: JudgeSettings, model: str | None,
+def _cache_record(key: ScoreKey, logprob: float | None, tokens: int, settings: RunSettings, model: str | None,
                   error: str | None = None) -> dict:
     return {
         "task_id": key.task_id, "test_index": key.test_index, "grid": [list(r) for r in key.grid],
         "view": key.view, "logprob": logprob, "tokens": tokens, "error": error,
-        "model": model, "encoder": settings.encoder, "template": settings.template,
+        "model": model, "encoder": settings.format.encoder, "template": settings.format.template,
     }
 

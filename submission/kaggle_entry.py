@@ -716,7 +716,7 @@ def run_job(args, python: str, package_root: str, challenges_path: Path, run_arg
     if isinstance(measured, str):
         return measured
     if args.mode == "commit":
-        views = int(_option(all_run_args, "--augmentations", "8"))
+        views = measured["views"] or configured_views(all_run_args)  # what the run recorded using
         engines = measured["engines"]
         left = args.time_budget - (run_started - _started) - measured["start_seconds"] - SOFT_MARGIN - HARD_MARGIN
         speed_report(measured, raw, HIDDEN_TASKS, views, 1.0, left, engines, "the hidden test set")
@@ -755,6 +755,7 @@ def measure_run(run_dir: Path) -> dict | str:
             "predictions": record.get("predictions") or 0, "parsed": record.get("parsed") or 0,
             "seconds": record.get("seconds") or 0.0, "ttt": record.get("ttt"),
             "engines": engine.get("workers") or 1,
+            "views": ((record.get("settings") or {}).get("views") or {}).get("augmentations"),
             "start_seconds": max([engine.get("start_seconds") or 0.0]
                                  + [e.get("start_seconds") or 0.0 for e in engine.get("each") or []])}
 
@@ -790,6 +791,17 @@ def machine_facts() -> list[str]:
     return facts
 
 
+def configured_views(run_args: list[str]) -> int:
+    """Views per test input the run arguments ask for: --augmentations, else run's default (read
+    from settings.py, importable once the packages are installed)."""
+    given = _option(run_args, "--augmentations", "")
+    if given:
+        return int(given)
+    from .settings import RunSettings
+
+    return RunSettings().views.augmentations
+
+
 def _option(args: list[str], name: str, default: str) -> str:
     value = default
     for i, arg in enumerate(args):
@@ -822,7 +834,7 @@ def preflight_run(args, python: str, package_root: str, raw: dict, model_dir: Pa
     check_dir.mkdir(parents=True, exist_ok=True)
     one = check_dir / "one_task.json"
     write_json_atomic(one, {task_id: raw[task_id]})
-    views = int(_option(run_args, "--augmentations", "8"))
+    views = configured_views(run_args)
     budget = CHECK_STARTUP_ALLOWANCE + CHECK_SECONDS
     command = [python, "-m", "submission", "run", "--challenges", str(one), "--model", str(model_dir), "--out",
                str(check_dir / "run"), *run_args, "--augmentations", str(CHECK_VIEWS), "--no-adaptive", "--fresh",

@@ -28,20 +28,19 @@ import orjson
 
 from .augment import Augmentation, plan_augmentations
 from .encoders import get_encoder, stop_strings
-from .dfs import DfsSettings, DfsStats, Ending, enumerate_completions, model_ending
+from .dfs import DfsStats, Ending, enumerate_completions, model_ending
 from .engine import Engine, GenerationRequest
 from .metrics import evaluate, format_table
 from .predictions import Prediction, append_predictions, read_predictions, to_prediction, unanswerable
 from .prompts import Unanswerable, answer_token_budget, answer_vocabulary, build_prompt, get_template
 from .rounds import Deadline, TestKey, WorkItem, fit_to_time, round_items, rounds_needed
 from .judge import CACHE_NAME as JUDGE_CACHE
-from .judge import JudgeSettings, judge_for_run
+from .judge import Scorer, judge_for_run
 from .select import get_selector, group_by_test_input, uses_judge
 from .submit import build_submission, write_json_atomic
 from .tasks import Challenges, Task, load_solutions
-from .ttt import TTT_MODES
+from .settings import RunSettings, recorded_options
 
-DEFAULT_TIME_BUDGET = 11 * 3600  # Kaggle stops a kernel at 12 h; the rest is install, start-up and margin
 # Time kept after the judge for the final selection, metrics and writes (at most half the reserve).
 FINAL_WRITES_SECONDS = 10.0
 # A judge score (one prefill with prompt log-probs) cost about one generated prompt of the same
@@ -56,81 +55,9 @@ LOST_RETRIES = 2
 # between them (its cost per call is per generated token, so small calls lose little).
 BEAM_CHUNK_PROMPTS = 64
 
-# Settings that decide what a recorded prediction is: a resumed run must share them.
+# Settings that decide what a recorded prediction is (option names, settings.py): a resumed run must share them.
 RESUME_KEYS = ("seed", "encoder", "template", "permute_background", "shuffle_order", "temperature", "mode",
-               "beam_width", "min_prob", "dfs_max_candidates", "dfs_max_rounds", "ttt", "restrict_vocabulary")
-MODES = ("greedy", "sample", "beam", "dfs")
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    augmentations: int = 8  # views per test input: the 8 dihedral ones first
-    samples: int = 1  # completions per prompt
-    temperature: float = 0.0  # 0 is greedy
-    seed: int = 0
-    encoder: str = "shape-row-numbers"
-    template: str = "output-from-examples-v1"
-    permute_background: bool = False
-    shuffle_order: bool = True
-    selector: str = "vote"
-    max_tokens: int | None = None  # cap on the per-task answer budget
-    views_per_round: int = 8
-    adaptive: bool = True  # settled test inputs get no views after round 1 (rounds.py)
-    settle_after: int = 8
-    chunk_prompts: int = 1024  # prompts per engine call; results are saved after each
-    time_budget: float | None = DEFAULT_TIME_BUDGET  # seconds from the start of the run
-    reserve_seconds: float = 60.0  # kept back from generation for the final selection and writes
-    mode: str = "auto"  # greedy | sample | beam | dfs; auto: greedy at temperature 0, else sample
-    beam_width: int = 4  # beam mode: the beams of a prompt are its candidates (samples 0..width-1)
-    # dfs mode (dfs.py): every completion of probability >= min_prob, at most dfs_max_candidates
-    # per prompt (the greedy one included), found in at most dfs_max_rounds engine calls after the greedy one
-    min_prob: float = 0.1
-    dfs_max_candidates: int = 8
-    dfs_max_rounds: int = 4
-    judge_views: int = 8  # judge selectors: M views each candidate is scored under (judge.py)
-    judge_top_k: int = 4  # judge selectors: K candidates judged per test input
-    ttt: str = "off"  # test-time fine-tuning (ttt.py): off | task | shared; its adapters come to run()
-    # decoding writes only the answer format's own tokens (prompts.answer_vocabulary); not in beam mode
-    restrict_vocabulary: bool = False
-
-    def __post_init__(self):
-        if self.augmentations < 1 or self.samples < 1 or self.views_per_round < 1 or self.chunk_prompts < 1:
-            raise ValueError("augmentations, samples, views per round and chunk size must be at least 1")
-        if self.temperature == 0 and self.samples > 1:
-            raise ValueError("greedy decoding (temperature 0) gives one sample per prompt; set --temperature > 0")
-        get_encoder(self.encoder), get_template(self.template), get_selector(self.selector)  # fail early
-        if self.mode == "auto":
-            object.__setattr__(self, "mode", "greedy" if self.temperature == 0 else "sample")
-        if self.mode not in MODES:
-            raise ValueError(f"unknown generation mode {self.mode!r}; choose from {', '.join(MODES)}")
-        if self.mode == "greedy" and self.temperature != 0:
-            raise ValueError("greedy mode decodes at temperature 0; use --mode sample for --temperature > 0")
-        if self.mode == "sample" and self.temperature == 0:
-            raise ValueError("sample mode needs --temperature > 0")
-        if self.mode == "beam" and (self.samples != 1 or self.beam_width < 1):
-            raise ValueError("beam mode gives --beam-width candidates per prompt: leave --samples at 1 and "
-                             "set --beam-width to at least 1")
-        if self.mode == "dfs":
-            if self.samples != 1 or self.temperature != 0:
-                raise ValueError("dfs mode enumerates from greedy passes: leave --samples at 1 and --temperature at 0")
-            _ = self.dfs  # validates min_prob and the caps
-        if self.restrict_vocabulary and self.mode == "beam":
-            raise ValueError("--restrict-vocabulary works in greedy, sample and dfs modes, not beam "
-                             "(vLLM's beam search takes no allowed tokens)")
-        if self.ttt not in TTT_MODES:
-            raise ValueError(f"unknown test-time fine-tuning mode {self.ttt!r}; choose from {', '.join(TTT_MODES)}")
-        if self.judge_views < 1 or self.judge_top_k < 1:
-            raise ValueError("judge views and top-k must be at least 1")
-
-    @property
-    def completions_per_prompt(self) -> int:
-        """Completions every prompt gets (sample indices 0..n-1). A dfs prompt gets a variable
-        number, its most probable one always: sample 0 marks the prompt done."""
-        return self.beam_width if self.mode == "beam" else self.samples
-
-    @property
-    def dfs(self) -> DfsSettings:
-        return DfsSettings(self.min_prob, self.dfs_max_candidates, self.dfs_max_rounds)
+               "beam_width", "min_prob", "dfs_max_candidates", "dfs_max_rounds", "ttt_mode", "restrict_vocabulary")
 
 
 class Terminated(BaseException):
@@ -151,10 +78,10 @@ class StageClock:
 
 
 def plan_views(tasks: dict[str, Task], settings: RunSettings) -> dict[TestKey, list[Augmentation]]:
+    views = settings.views
     return {
-        (task.id, i): plan_augmentations(
-            task, i, settings.augmentations, settings.seed, settings.permute_background, settings.shuffle_order
-        )
+        (task.id, i): plan_augmentations(task, i, views.augmentations, views.seed, views.permute_background,
+                                         views.shuffle_order)
         for task in tasks.values()
         for i in range(len(task.test_inputs))
     }
@@ -177,7 +104,7 @@ def prepare_requests(
     """Prompts for the items that fit the context, and recorded misses for those that do not; a
     task with an adapter in ``adapters`` (task id -> LoRA folder, ttt.py) is asked through it, and
     non-empty ``allowed_token_ids`` are the only tokens every request may write."""
-    encoder, template = get_encoder(settings.encoder), get_template(settings.template)
+    encoder, template = get_encoder(settings.format.encoder), get_template(settings.format.template)
     stop = tuple(stop_strings(encoder))
     budgets = {} if budgets is None else budgets  # answer tokens per task, kept across rounds
     ready, misses = [], []
@@ -185,8 +112,8 @@ def prepare_requests(
         task = tasks[item.task_id]
         if item.task_id not in budgets:
             budgets[item.task_id] = answer_token_budget(tokenizer, encoder, task)
-            if settings.max_tokens:
-                budgets[item.task_id] = min(budgets[item.task_id], settings.max_tokens)
+            if settings.generation.max_tokens:
+                budgets[item.task_id] = min(budgets[item.task_id], settings.generation.max_tokens)
         answer_tokens = budgets[item.task_id]
         try:
             prompt = build_prompt(
@@ -197,15 +124,15 @@ def prepare_requests(
             log(f"task {item.task_id}: test[{item.test_index}] view {item.augmentation}: unanswerable: {exc}")
             misses.extend(
                 unanswerable(item.task_id, item.test_index, item.augmentation, s, str(exc))
-                for s in range(settings.completions_per_prompt)
+                for s in range(settings.generation.completions_per_prompt)
             )
             continue
         if prompt.examples_dropped:
             log(f"task {item.task_id}: test[{item.test_index}] view {item.augmentation}: "
                 f"dropped {prompt.examples_dropped} train example(s) to fit the context")
         ready.append((item, GenerationRequest(
-            prompt.token_ids, answer_tokens, settings.samples, settings.temperature,
-            _request_seed(settings.seed, item), stop, item.task_id,
+            prompt.token_ids, answer_tokens, settings.generation.samples, settings.generation.temperature,
+            _request_seed(settings.views.seed, item), stop, item.task_id,
             lora=(adapters or {}).get(item.task_id, ""), allowed_token_ids=allowed_token_ids,
         )))
     return ready, misses
@@ -223,15 +150,15 @@ def generate_predictions(
 ) -> tuple[list[Prediction], list[tuple[WorkItem, GenerationRequest]]]:
     """One engine call (dfs: one per enumeration round); returns the predictions of the prompts
     that finished, and the prompts that did not (aborted at the deadline, or lost with a worker)."""
-    encoder = get_encoder(settings.encoder)
-    mode = settings.mode
+    encoder = get_encoder(settings.format.encoder)
+    mode = settings.generation.mode
     try:
         if mode == "beam":  # vLLM's beam search cannot be aborted: a chunk runs to its end
-            outputs = engine.beam_search([request for _, request in ready], settings.beam_width)
+            outputs = engine.beam_search([request for _, request in ready], settings.generation.beam_width)
         elif mode == "dfs":
             if ending is None:
                 raise ValueError("dfs mode needs the tokenizer's Ending")
-            outputs = enumerate_completions(engine, [request for _, request in ready], ending, settings.dfs,
+            outputs = enumerate_completions(engine, [request for _, request in ready], ending, settings.generation.dfs,
                                             deadline, dfs_stats)
         else:
             outputs = engine.generate([request for _, request in ready], deadline=deadline)
@@ -245,7 +172,7 @@ def generate_predictions(
         if completions is None:
             unfinished.append(pair)
             continue
-        keep = len(completions) if mode == "dfs" else settings.completions_per_prompt
+        keep = len(completions) if mode == "dfs" else settings.generation.completions_per_prompt
         for s, c in enumerate(completions[:keep]):
             predictions.append(to_prediction(
                 encoder, item.task_id, item.test_index, item.augmentation, s,
@@ -295,8 +222,8 @@ def check_resumable(out_dir: Path, settings: RunSettings, model: str | None = No
     if not (out_dir / "predictions.jsonl").exists() or not run_json.exists():
         return
     recorded = orjson.loads(run_json.read_bytes())
-    before = recorded.get("settings", {})
-    changed = [k for k in RESUME_KEYS if k in before and before[k] != getattr(settings, k)]
+    before, now = recorded_options(recorded.get("settings", {})), settings.options()
+    changed = [k for k in RESUME_KEYS if k in before and before[k] != now[k]]
     model_before = (recorded.get("inputs") or {}).get("model")
     if model is not None and model_before is not None and Path(model_before).resolve() != Path(model).resolve():
         raise ResumeError(f"{out_dir} holds predictions of another model ({model_before}); use --fresh to start over "
@@ -344,7 +271,21 @@ def run(
     (and test-time fine-tuning). ``adapters`` (task id -> LoRA folder) asks each such task's
     prompts and judge scores through its adapter; ``ttt`` is what run.json records of their training."""
     started = time.monotonic() if started is None else started
-    deadline = Deadline.after(settings.time_budget, settings.reserve_seconds, started) if settings.time_budget else None
+    job = prepare(challenges, engine, tokenizer, out_dir, settings, inputs, log, fresh, started, adapters or {}, ttt)
+    status = generate_rounds(job)
+    judge_scores, judge_record = judge_candidates(job, status)
+    with job.clock.stage("select_and_evaluate"):
+        metrics = finish(challenges, job.predictions, out_dir, settings.selection.selector, solutions_path, log,
+                         judge_scores)
+    return close_record(job, status, metrics, judge_record, started)
+
+
+def prepare(challenges: Challenges, engine: Engine, tokenizer, out_dir: Path, settings: RunSettings, inputs: dict,
+            log, fresh: bool, started: float, adapters: dict[str, str], ttt: dict | None) -> "_Job":
+    """The run folder resumed (or started afresh), a valid submission.json and run.json written
+    before any generation, and the job's plan, deadline, decoding limits and judge allowance."""
+    budget = settings.budget
+    deadline = Deadline.after(budget.time_budget, budget.reserve_seconds, started) if budget.time_budget else None
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions_path = out_dir / "predictions.jsonl"
     if fresh:
@@ -353,7 +294,7 @@ def run(
     predictions = list(read_predictions(predictions_path)) if predictions_path.exists() else []
     # Never end without a submission: write one from what exists before any generation.
     write_json_atomic(out_dir / "submission.json",
-                      build_submission(challenges, predictions, get_selector(settings.selector)))
+                      build_submission(challenges, predictions, get_selector(settings.selection.selector)))
     record = {
         "status": "running",
         "inputs": inputs,
@@ -371,20 +312,27 @@ def run(
         log(f"resume: {len(predictions)} predictions already in {predictions_path}; their work is skipped")
 
     job = _Job(challenges, engine, tokenizer, settings, out_dir, deadline, log, predictions,
-               plan_views(challenges.tasks, settings), adapters=adapters or {})
-    ending = None  # where a completion ends: dfs needs it, and the restricted vocabulary its end tokens
-    if settings.mode == "dfs" or settings.restrict_vocabulary:
-        ending = model_ending(tokenizer, inputs.get("model"), tuple(stop_strings(get_encoder(settings.encoder))))
-    if settings.mode == "dfs":
-        job.ending = ending
-    if settings.restrict_vocabulary:
-        job.allowed_token_ids = answer_vocabulary(tokenizer, get_encoder(settings.encoder), ending.end_token_ids)
-        log(f"restricted vocabulary: decoding writes only the {len(job.allowed_token_ids)} tokens of the "
-            f"{settings.encoder} format and the end of turn")
-    if uses_judge(settings.selector):
-        job.judge_scores_planned = len(job.plans) * settings.judge_top_k * settings.judge_views
+               plan_views(challenges.tasks, settings), adapters=adapters, record=record, model=inputs.get("model"))
+    generation, encoder = settings.generation, get_encoder(settings.format.encoder)
+    if generation.mode == "dfs" or generation.restrict_vocabulary:
+        # where a completion ends: dfs needs it, and the restricted vocabulary its end tokens
+        ending = model_ending(tokenizer, job.model, tuple(stop_strings(encoder)))
+        job.ending = ending if generation.mode == "dfs" else None
+        if generation.restrict_vocabulary:
+            job.allowed_token_ids = answer_vocabulary(tokenizer, encoder, ending.end_token_ids)
+            log(f"restricted vocabulary: decoding writes only the {len(job.allowed_token_ids)} tokens of the "
+                f"{settings.format.encoder} format and the end of turn")
+    if uses_judge(settings.selection.selector):
+        job.judge_scores_planned = len(job.plans) * settings.selection.judge_top_k * settings.selection.judge_views
+    return job
+
+
+def generate_rounds(job: "_Job") -> str:
+    """Every round that fits the time budget; returns the run's status. No failure escapes: the
+    engine's, a bug's and SIGTERM each end generation with a status saying whose it was."""
+    log, predictions = job.log, job.predictions
     status = "done"
-    total_rounds = rounds_needed(settings.augmentations, settings.views_per_round)
+    total_rounds = rounds_needed(job.settings.views.augmentations, job.settings.budget.views_per_round)
     try:
         with sigterm_raises():
             for number in range(1, total_rounds + 1):
@@ -415,37 +363,45 @@ def run(
             log(f"run: internal error, a bug of this program, not of the engine: {type(exc).__name__}: "
                 f"{first_line} at {origin}; writing the submission from the {len(predictions)} predictions "
                 f"made so far\n" + "".join(traceback.format_exception(exc)).rstrip())
+    return status
 
-    clock = job.clock
-    judge_scores, judge_record = None, None
-    if uses_judge(settings.selector) and status in ("done", "time budget reached"):
-        with clock.stage("judge"):  # judge_for_run turns a failure into votes alone
-            judge_scores, judge_record = judge_for_run(
-                challenges, predictions, JudgeSettings.from_run(asdict(settings)), out_dir / JUDGE_CACHE,
-                engine, tokenizer, _judge_model(inputs.get("model"), adapters), log,
-                deadline=deadline.at - min(FINAL_WRITES_SECONDS, settings.reserve_seconds / 2) if deadline else None,
-                seconds_per_score=JUDGE_SCORE_PER_PROMPT * job.speed.per_prompt() if job.speed.prompts else None,
-                adapters=adapters)
-    with clock.stage("select_and_evaluate"):
-        metrics = finish(challenges, predictions, out_dir, settings.selector, solutions_path, log, judge_scores)
+
+def judge_candidates(job: "_Job", status: str) -> tuple[dict | None, dict | None]:
+    """Judge selectors: the candidates scored by the model in the time left (votes alone when the
+    run ended in failure, or the judge fails); returns the scores and run.json's record of them."""
+    settings, deadline = job.settings, job.deadline
+    if not uses_judge(settings.selection.selector) or status not in ("done", "time budget reached"):
+        return None, None
+    with job.clock.stage("judge"):
+        return judge_for_run(
+            job.challenges, job.predictions, settings, job.out_dir / JUDGE_CACHE,
+            Scorer(job.engine, job.tokenizer, job.adapters), _judge_model(job.model, job.adapters), job.log,
+            deadline=deadline.at - min(FINAL_WRITES_SECONDS, settings.budget.reserve_seconds / 2) if deadline else None,
+            seconds_per_score=JUDGE_SCORE_PER_PROMPT * job.speed.per_prompt() if job.speed.prompts else None)
+
+
+def close_record(job: "_Job", status: str, metrics: dict | None, judge_record: dict | None, started: float) -> dict:
+    """run.json's final record: the status and what the run did and cost."""
+    predictions = job.predictions
     parsed = sum(p.grid is not None for p in predictions)
-    log(f"predictions: {len(predictions)} in {predictions_path}, {parsed} parsed to a grid; status: {status}")
-    record.update({
+    job.log(f"predictions: {len(predictions)} in {job.out_dir / 'predictions.jsonl'}, {parsed} parsed to a grid; "
+            f"status: {status}")
+    job.record.update({
         "status": status,
         "rounds": job.rounds,
         "prompts_sent": job.speed.prompts,
         "engine_lost_prompts": job.lost,
         "predictions": len(predictions),
         "parsed": parsed,
-        "stage_seconds": clock.seconds,
+        "stage_seconds": job.clock.seconds,
         "seconds": round(time.monotonic() - started, 2),
         "score": metrics["overall"]["score"] if metrics else None,
         "judge": judge_record,
-        "dfs": job.dfs_stats.as_dict() if settings.mode == "dfs" else None,
-        "prompt_tokens": tokenizer.describe() if hasattr(tokenizer, "describe") else None,
+        "dfs": job.dfs_stats.as_dict() if job.settings.generation.mode == "dfs" else None,
+        "prompt_tokens": job.tokenizer.describe() if hasattr(job.tokenizer, "describe") else None,
     })
-    write_json_atomic(out_dir / "run.json", record)
-    return record
+    write_json_atomic(job.out_dir / "run.json", job.record)
+    return job.record
 
 
 def _judge_model(model: str | None, adapters: dict[str, str] | None) -> str | None:
@@ -496,6 +452,8 @@ class _Job:
     dfs_stats: DfsStats = field(default_factory=DfsStats)
     adapters: dict[str, str] = field(default_factory=dict)  # task id -> LoRA folder (test-time fine-tuning)
     allowed_token_ids: tuple[int, ...] = ()  # --restrict-vocabulary: the answer format's tokens
+    record: dict = field(default_factory=dict)  # what run.json holds
+    model: str | None = None  # the model folder (run.json's inputs)
 
     def __post_init__(self):
         self.done = {p.key for p in self.predictions}
@@ -519,14 +477,15 @@ class _Job:
         deadline = self.generation_deadline
         left = deadline.left() if deadline else float("inf")
         planned = len(items)
-        items = fit_to_time(items, settings.completions_per_prompt, self.speed.per_completion(), left)
+        items = fit_to_time(items, settings.generation.completions_per_prompt, self.speed.per_completion(), left)
         if not items or left <= 0:
             self.log(f"round {number}: skipped, {max(left, 0):.0f}s left is not enough for its {planned} prompts")
             return True
         prompts, new, unfinished = self._generate(items)
         with self.clock.stage("select"):
             write_json_atomic(self.out_dir / "submission.json",
-                              build_submission(self.challenges, self.predictions, get_selector(settings.selector)))
+                              build_submission(self.challenges, self.predictions,
+                                               get_selector(settings.selection.selector)))
         seconds = time.monotonic() - started
         self.rounds.append({"round": number, "planned": planned, "prompts": prompts, "new_predictions": new,
                             "unfinished": unfinished, "seconds": round(seconds, 2)})
@@ -550,7 +509,9 @@ class _Job:
             ready, misses = prepare_requests(self.challenges.tasks, items, self.tokenizer, self.engine.max_model_len,
                                              settings, self.log, self.budgets, self.adapters, self.allowed_token_ids)
         new = self._record(misses)
-        size = min(settings.chunk_prompts, BEAM_CHUNK_PROMPTS) if settings.mode == "beam" else settings.chunk_prompts
+        size = settings.budget.chunk_prompts
+        if settings.generation.mode == "beam":
+            size = min(size, BEAM_CHUNK_PROMPTS)
         for start in range(0, len(ready), size):
             chunk = ready[start : start + size]
             if not self._fits(chunk):
@@ -563,7 +524,7 @@ class _Job:
                                                       deadline.generation_ends() if deadline else None,
                                                       self.ending, self.dfs_stats)
                 # a dfs prompt's time is that of all its candidates: time fitting counts it as one
-                done = len(pending) - len(lost) if settings.mode == "dfs" else len(made)
+                done = len(pending) - len(lost) if settings.generation.mode == "dfs" else len(made)
                 self.speed.add(len(pending), done, time.monotonic() - t0)
                 with self.clock.stage("record"):
                     new += self._record(made)
@@ -592,8 +553,8 @@ class _Job:
             return True
         left = deadline.left()
         rate = self.speed.per_completion()
-        if self.settings.mode == "beam" and rate is not None:
-            return rate * len(chunk) * self.settings.completions_per_prompt <= left
+        if self.settings.generation.mode == "beam" and rate is not None:
+            return rate * len(chunk) * self.settings.generation.completions_per_prompt <= left
         return left > 0
 
     def _record(self, new: list[Prediction]) -> int:
@@ -606,9 +567,10 @@ class _Job:
 
     def undone(self, round_number: int) -> list[WorkItem]:
         """Work of rounds up to ``round_number`` not recorded yet (settled test inputs excepted)."""
-        s = self.settings
+        budget = self.settings.budget
         return round_items(self.plans, self.done, group_by_test_input(self.predictions), round_number,
-                           s.views_per_round, s.completions_per_prompt, s.adaptive, s.settle_after)
+                           budget.views_per_round, self.settings.completions_per_prompt, budget.adaptive,
+                           budget.settle_after)
 
     def _eta_seconds(self) -> float:
         """Time the views not generated yet would take at the throughput measured so far."""

@@ -17,18 +17,19 @@ import argparse
 import difflib
 import sys
 from contextlib import redirect_stdout
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .augment import Augmentation
 from .encoders import ENCODERS, get_encoder
-from .engine import DEFAULT_MAX_MODEL_LEN, model_context_limit  # engine.py imports vllm only when used
+from .engine import model_context_limit  # engine.py imports vllm only when used
 from .judge import candidate_text
-from .pipeline import RunSettings, plan_views, prepare_requests
+from .pipeline import plan_views, prepare_requests
 from .prompts import FORMAT_FILE, TEMPLATES, Unanswerable, build_prompt, get_template, read_model_format
 from .rounds import WorkItem
+from .settings import RunSettings
 from .tasks import Task
 
 RULE = "-----"  # the marker lines around the verbatim blocks
@@ -58,7 +59,7 @@ def preview_prompt(tokenizer, task: Task, test_index: int, view: int, settings: 
     view. ValueError for an index out of range, prompts.Unanswerable when no prompt fits the context."""
     check_indices(task, test_index, view)
     # Plans are prefixes of longer plans (same seed, same first views): view K of a run with more views.
-    plan_settings = replace(settings, augmentations=max(settings.augmentations, view + 1))
+    plan_settings = settings.replace(augmentations=max(settings.views.augmentations, view + 1))
     augmentation = plan_views({task.id: task}, plan_settings)[(task.id, test_index)][view]
     refused = []
     ready, _ = prepare_requests({task.id: task}, [WorkItem(task.id, test_index, augmentation, view)], tokenizer,
@@ -66,7 +67,7 @@ def preview_prompt(tokenizer, task: Task, test_index: int, view: int, settings: 
     if not ready:
         raise Unanswerable(refused[0] if refused else "no prompt fits the context")
     request = ready[0][1]
-    encoder, template = get_encoder(settings.encoder), get_template(settings.template)
+    encoder, template = get_encoder(settings.format.encoder), get_template(settings.format.template)
     # The same prompt again, for its count of train examples (prepare_requests only logs it)
     prompt = build_prompt(tokenizer, template, encoder, augmentation.apply_task(task), test_index, context,
                           request.max_tokens)
@@ -96,9 +97,9 @@ def format_preview(preview: PromptPreview, settings: RunSettings, format_source:
     """The command's output: a header, the prompt verbatim, the token counts, and the expected answer."""
     p = preview
     lines = [f"task {p.task_id}, test {p.test_index}, view {p.view}: {p.augmentation} ({p.augmentation.description})"
-             + ("" if p.view < settings.augmentations else
+             + ("" if p.view < settings.views.augmentations else
                 f"; a run sends it only with --augmentations {p.view + 1} or more (this plan's default: "
-                f"{settings.augmentations})"),
+                f"{settings.views.augmentations})"),
              f"format: {format_source}",
              f"{RULE} prompt: the exact text the model reads, chat template applied (printed verbatim, then one "
              f"newline) {RULE}",
@@ -160,10 +161,11 @@ def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
                      help=f"grid text format (default: the model folder's {FORMAT_FILE}, else run's default)")
     fmt.add_argument("--template", choices=sorted(TEMPLATES),
                      help=f"prompt template (default: the model folder's {FORMAT_FILE}, else run's default)")
-    fmt.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN,
+    fmt.add_argument("--max-model-len", type=int, default=RunSettings().format.max_model_len,
                      help="context length, capped at the model's own (default: %(default)s)")
     fmt.add_argument("--max-tokens", type=int, help="cap on the answer tokens, as run's --max-tokens")
-    fmt.add_argument("--seed", type=int, default=0, help="seed of the augmentation plan (default: 0)")
+    fmt.add_argument("--seed", type=int, default=RunSettings().views.seed,
+                     help="seed of the augmentation plan (default: %(default)s)")
     fmt.add_argument("--permute-background", action="store_true",
                      help="colour permutations move colour 0 too, as run's option")
     fmt.add_argument("--no-shuffle-order", dest="shuffle_order", action="store_false",
@@ -196,9 +198,9 @@ def cmd_prompt(args) -> int:
     with redirect_stdout(sys.stderr):  # its warnings go beside the output, not into it
         resolve_prompt_format(args)
     try:
-        settings = RunSettings(seed=args.seed, encoder=args.encoder, template=args.template,
-                               permute_background=args.permute_background, shuffle_order=args.shuffle_order,
-                               max_tokens=args.max_tokens)
+        settings = RunSettings.of(seed=args.seed, encoder=args.encoder, template=args.template,
+                                  permute_background=args.permute_background, shuffle_order=args.shuffle_order,
+                                  max_tokens=args.max_tokens, max_model_len=args.max_model_len)
     except ValueError as exc:
         sys.exit(f"error: {exc}")
     limit = model_context_limit(args.model)
@@ -240,7 +242,7 @@ def _format_source(model: str, given: dict, settings: RunSettings) -> str:
     """Which encoder and template are used and where each came from, as resolve_prompt_format chose."""
     recorded, _ = read_model_format(model)
     parts = []
-    for key, value in (("encoder", settings.encoder), ("template", settings.template)):
+    for key, value in (("encoder", settings.format.encoder), ("template", settings.format.template)):
         if given[key] is not None:
             source = f"--{key}" + (f", contradicting {Path(model) / FORMAT_FILE}'s {recorded[key]}"
                                    if recorded.get(key, value) != value else "")

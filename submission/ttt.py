@@ -37,9 +37,9 @@ from .finetune import (TrainSettings, TrainingExample, augmented_example, batch_
                        optimizer_step, pad_batch, random_augmentation)
 from .encoders import get_encoder
 from .prompts import Unanswerable, get_template, load_tokenizer
+from .settings import PromptFormat, TttSettings
 from .tasks import Task
 
-TTT_MODES = ("off", "task", "shared")
 SHARED = "_shared"  # the adapter folder name of shared mode
 RECORD = "ttt.json"  # beside each adapter: how it was trained
 # peft's names of Qwen2's (and Llama's) projections; vLLM serves LoRA on all of them
@@ -47,28 +47,19 @@ TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"
 
 
 @dataclass(frozen=True)
-class TttSettings:
-    mode: str = "off"  # off | task (an adapter per test task) | shared (one adapter for all)
-    rank: int = 8
-    alpha: float = 16.0
-    steps: int = 32  # optimizer steps per adapter (shared mode: of the one adapter)
-    min_steps: int = 8  # fewer than this is not worth an adapter: the task keeps the base model
-    learning_rate: float = 1e-3
-    examples_per_step: int = 4  # augmented leave-one-out examples per optimizer step
-    share: float = 0.5  # of the time budget (after the reserve) that training may use
-    micro_tokens: int = 8192  # padded tokens per forward pass
-    seed: int = 0
+class AdapterJob:
+    """What every adapter of a run is trained from: the base model, the settings, the run's prompt
+    format (an adapter learns the text it will be asked in; ``max_model_len`` already capped at the
+    model's own), where the adapters go, the seed, the deadline (time.monotonic()) and the tasks
+    left to the base model (``skip``)."""
 
-    def __post_init__(self):
-        if self.mode not in TTT_MODES:
-            raise ValueError(f"unknown test-time fine-tuning mode {self.mode!r}; choose from {', '.join(TTT_MODES)}")
-        if self.rank < 1 or self.steps < 1 or self.examples_per_step < 1 or not 1 <= self.min_steps <= self.steps:
-            raise ValueError("ttt rank, steps and examples per step must be at least 1, and min steps between 1 "
-                             "and steps")
-        if not 0 < self.share < 1:
-            raise ValueError(f"ttt share of the time budget must be between 0 and 1, got {self.share}")
-        if self.learning_rate <= 0:
-            raise ValueError("ttt learning rate must be positive")
+    model_dir: str
+    settings: TttSettings
+    format: PromptFormat
+    out_dir: Path
+    seed: int = 0
+    deadline: float | None = None
+    skip: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -163,7 +154,7 @@ def save_adapter(model, folder: Path, record: dict) -> None:
 
 
 def train_adapter(model, examples: list[TrainingExample], settings: TttSettings, steps: int, pad_id: int,
-                  device: str, deadline: float | None = None) -> tuple[int, list[float]]:
+                  device: str, deadline: float | None = None, seed: int = 0) -> tuple[int, list[float]]:
     """Train the model's (fresh) LoRA weights for ``steps`` steps of ``examples_per_step`` examples
     each (cycling through ``examples``); stops early at ``deadline`` (time.monotonic()). Returns the
     steps done and each step's loss. bfloat16 autocast where the device has it (not a T4)."""
@@ -172,7 +163,7 @@ def train_adapter(model, examples: list[TrainingExample], settings: TttSettings,
     bf16 = torch.device(device).type != "cuda" or torch.cuda.is_bf16_supported()
     train_settings = TrainSettings(steps=steps, learning_rate=settings.learning_rate,
                                    min_learning_rate=settings.learning_rate / 10, warmup_steps=max(1, steps // 10),
-                                   weight_decay=0.0, seed=settings.seed, bf16=bf16)
+                                   weight_decay=0.0, seed=seed, bf16=bf16)
     optimizer = make_optimizer(model, train_settings, device)
     model.train()
     losses = []
@@ -187,21 +178,21 @@ def train_adapter(model, examples: list[TrainingExample], settings: TttSettings,
     return len(losses), losses
 
 
-def train_adapters(model_dir: str, tasks: list[Task], settings: TttSettings, out_dir: Path, encoder_name: str,
-                   template_name: str, max_len: int, deadline: float | None, log=print, device: str | None = None,
-                   skip: frozenset[str] = frozenset(), trainer: Callable = train_adapter,
+def train_adapters(job: AdapterJob, tasks: list[Task], log=print, device: str | None = None,
+                   trainer: Callable = train_adapter,
                    clock: Callable[[], float] = time.monotonic) -> dict[str, Adapter]:
     """Adapters for ``tasks`` (task mode: one each; shared mode: one for all) saved under
-    ``out_dir``; saved ones are reused, ``skip`` names tasks to leave to the base model. Training
-    stops at ``deadline`` (``clock()``, time.monotonic by default); what is not trained by then keeps
-    the base model. ``trainer`` is train_adapter (a double in tests)."""
+    ``job.out_dir``; saved ones are reused, ``job.skip`` names tasks to leave to the base model.
+    Training stops at ``job.deadline`` (``clock()``, time.monotonic by default); what is not trained
+    by then keeps the base model. ``trainer`` is train_adapter (a double in tests)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    settings, out_dir, deadline = job.settings, job.out_dir, job.deadline
     out_dir.mkdir(parents=True, exist_ok=True)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    encoder, template = get_encoder(encoder_name), get_template(template_name)
+    encoder, template = get_encoder(job.format.encoder), get_template(job.format.template)
     units = [(SHARED, tasks)] if settings.mode == "shared" else [(t.id, [t]) for t in tasks]
     adapters: dict[str, Adapter] = {}
     todo = []
@@ -209,15 +200,15 @@ def train_adapters(model_dir: str, tasks: list[Task], settings: TttSettings, out
         saved = Adapter.read(out_dir / name)
         if saved is not None:
             adapters[name] = saved
-        elif any(len(t.train) >= 2 for t in members) and name not in skip:
+        elif any(len(t.train) >= 2 for t in members) and name not in job.skip:
             todo.append((name, members))
     if adapters:
         log(f"ttt: {len(adapters)} adapter(s) already in {out_dir}; reused")
     if not todo:
         return adapters
-    tokenizer = load_tokenizer(model_dir, log=lambda _: None)
+    tokenizer = load_tokenizer(job.model_dir, log=lambda _: None)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
+    base = AutoModelForCausalLM.from_pretrained(job.model_dir, dtype=torch.float32).to(device)
     config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=0.0,
                         target_modules=list(TARGET_MODULES), task_type="CAUSAL_LM")
     step_seconds: list[float] = []
@@ -233,15 +224,15 @@ def train_adapters(model_dir: str, tasks: list[Task], settings: TttSettings, out
             log(f"ttt: {len(todo) - number + 1} adapter(s) not trained: the training time is spent "
                 f"({per_step or 0:.2f}s per step); their tasks use the base model")
             break
-        rng = np.random.default_rng([settings.seed, number])
+        rng = np.random.default_rng([job.seed, number])
         examples = ttt_examples(tokenizer, template, encoder, members, steps * settings.examples_per_step, rng,
-                                max_len)
+                                job.format.max_model_len)
         if not examples:
             log(f"ttt: {name}: no leave-one-out example fits the context; base model")
             continue
         model = get_peft_model(base, config)
         t0 = clock()
-        done, losses = trainer(model, examples, settings, steps, pad_id, device, deadline)
+        done, losses = trainer(model, examples, settings, steps, pad_id, device, deadline, job.seed)
         seconds = clock() - t0
         if done:
             step_seconds.append(seconds / done)
@@ -267,7 +258,7 @@ def adapter_for_task(adapters: dict[str, Adapter], task_id: str) -> str:
 # -- the child process ------------------------------------------------------------------------------
 
 
-def _child(model_dir, tasks, settings, out_dir, encoder, template, max_len, deadline, skip, devices, index):
+def _child(job: AdapterJob, tasks: list[Task], devices: str | None, index: int | None) -> None:
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices  # before torch is imported
 
@@ -276,29 +267,27 @@ def _child(model_dir, tasks, settings, out_dir, encoder, template, max_len, dead
 
     if devices is not None:
         log(f"GPU {devices}: {len(tasks)} task(s) to train")
-    train_adapters(model_dir, tasks, settings, out_dir, encoder, template, max_len, deadline, log, skip=skip)
+    train_adapters(job, tasks, log)
 
 
-def train_in_child(model_dir: str, tasks: list[Task], settings: TttSettings, out_dir: Path, encoder: str,
-                   template: str, max_len: int, deadline: float | None, log=print, gpus: int = 0,
-                   skip: frozenset[str] = frozenset(), grace_seconds: float = 60.0) -> dict[str, Adapter]:
+def train_in_child(job: AdapterJob, tasks: list[Task], log=print, gpus: int = 0,
+                   grace_seconds: float = 60.0) -> dict[str, Adapter]:
     """``train_adapters`` in spawned processes (one per GPU, tasks shared out; one on CPU); returns
     the adapters on disk when they end. A child still running ``grace_seconds`` after the deadline
     is killed; a child that fails costs its adapters only (the log says so)."""
     context = mp.get_context("spawn")
-    workers = max(1, gpus) if settings.mode == "task" else 1
+    workers = max(1, gpus) if job.settings.mode == "task" else 1
     shares = [tasks[i::workers] for i in range(workers)]
     processes = []
     for i, share in enumerate(shares):
         if not share:
             continue
-        process = context.Process(target=_child, args=(model_dir, share, settings, out_dir, encoder, template,
-                                                       max_len, deadline, skip, str(i) if gpus else None,
+        process = context.Process(target=_child, args=(job, share, str(i) if gpus else None,
                                                        i if workers > 1 else None))
         process.start()
         processes.append(process)
     for process in processes:
-        timeout = None if deadline is None else max(0.0, deadline + grace_seconds - time.monotonic())
+        timeout = None if job.deadline is None else max(0.0, job.deadline + grace_seconds - time.monotonic())
         process.join(timeout)
         if process.is_alive():
             process.kill()
@@ -306,7 +295,7 @@ def train_in_child(model_dir: str, tasks: list[Task], settings: TttSettings, out
             log(f"ttt: a training process overran the deadline by {grace_seconds:.0f}s and was stopped")
         elif process.exitcode:
             log(f"ttt: a training process failed (exit code {process.exitcode}); its tasks use the base model")
-    return read_adapters(out_dir)
+    return read_adapters(job.out_dir)
 
 
 def read_adapters(out_dir: Path) -> dict[str, Adapter]:

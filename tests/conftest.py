@@ -5,6 +5,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
+# The test engines (and the runs the tests start, with --enforce-eager) skip torch.compile: a start
+# costs ~10 s less on this CPU, and nothing the tests check depends on it. tests/test_engine.py's CLI run
+# keeps vLLM's default path.
+EAGER = True
 
 
 _SESSION = []  # the test session, for its exit status at the very end
@@ -77,6 +81,7 @@ def vllm_engine(tiny_model_dir):
     """The real vLLM engine on the tiny model, started once (20-35 s) for every engine test."""
     from submission.engine import EngineSettings, VllmEngine
 
-    engine = VllmEngine(EngineSettings(str(tiny_model_dir), cpu_kv_cache_gib=1), log=lambda _: None)
+    engine = VllmEngine(EngineSettings(str(tiny_model_dir), cpu_kv_cache_gib=1, enforce_eager=EAGER),
+                        log=lambda _: None)
     yield engine
     engine.close()

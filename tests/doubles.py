@@ -12,7 +12,8 @@ import numpy as np
 
 from submission.encoders import get_encoder
 from submission.engine import Completion, GenerationRequest
-from submission.pipeline import RunSettings, plan_work
+from submission.pipeline import plan_work
+from submission.settings import RunSettings
 from submission.prompts import answer_token_budget, build_prompt, get_template
 
 
@@ -28,7 +29,7 @@ class OracleEngine:
                  wrong_space=False):
         self.max_model_len = max_model_len
         self.calls = []
-        encoder, template = get_encoder(settings.encoder), get_template(settings.template)
+        encoder, template = get_encoder(settings.format.encoder), get_template(settings.format.template)
         self.answers = {}
         for item in plan_work(challenges.tasks, settings):
             task = challenges.tasks[item.task_id]

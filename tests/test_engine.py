@@ -11,7 +11,8 @@ import pytest
 
 from conftest import ROOT, SAMPLE
 from submission.engine import GenerationRequest
-from submission.pipeline import RunSettings, run
+from submission.pipeline import run
+from submission.settings import RunSettings
 from submission.predictions import read_predictions
 from submission.submit import validate_submission
 
@@ -41,7 +42,7 @@ def test_generate_returns_n_completions_with_logprobs(vllm_engine, tokenizer):
 
 
 def test_run_over_the_sample_writes_a_valid_submission(vllm_engine, tokenizer, sample_challenges, tmp_path):
-    settings = RunSettings(augmentations=8, samples=2, temperature=1.0, max_tokens=48)
+    settings = RunSettings.of(augmentations=8, samples=2, temperature=1.0, max_tokens=48)
     record = run(sample_challenges, vllm_engine, tokenizer, tmp_path, settings, {"test": True},
                  SAMPLE / "solutions.json", log=lambda _: None)
     submission = json.loads((tmp_path / "submission.json").read_text())
@@ -77,7 +78,7 @@ def test_cli_run_then_validate(tiny_model_dir, tmp_path):
     # quiet by default: vLLM's warnings and errors only, not its INFO lines
     assert not re.search(r"\bINFO \d\d-\d\d ", done.stdout + done.stderr), (done.stdout + done.stderr)[-2000:]
     run_json = json.loads((out / "run.json").read_text())
-    assert run_json["settings"]["augmentations"] == 2 and run_json["engine"]["device"] == "cpu"
+    assert run_json["settings"]["views"]["augmentations"] == 2 and run_json["engine"]["device"] == "cpu"
     assert sum(1 for _ in open(out / "predictions.jsonl")) == 20
     check = subprocess.run(
         [sys.executable, "-m", "submission", "validate", "--challenges", str(SAMPLE / "challenges.json"),
@@ -95,7 +96,7 @@ def test_the_committed_demo_model_answers_in_its_format_and_solves_a_demo_task(t
     done = subprocess.run(
         [sys.executable, "-m", "submission", "run", "--challenges", str(DEMO_TASKS / "challenges.json"),
          "--solutions", str(DEMO_TASKS / "solutions.json"), "--model", str(DEMO_MODEL), "--out", str(out),
-         "--time-budget", "0"],
+         "--time-budget", "0", "--enforce-eager"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -10,7 +10,8 @@ from submission import finetune
 from submission.encoders import get_encoder, parse_answer
 from devkit import train_loop
 from devkit.families import generated_tasks
-from submission.pipeline import RunSettings, plan_work, prepare_requests
+from submission.pipeline import plan_work, prepare_requests
+from submission.settings import RunSettings
 from submission.prompts import FORMAT_FILE, get_template, read_model_format
 from submission.tasks import Task
 
@@ -26,7 +27,7 @@ def test_training_example_is_the_pipelines_prompt_then_the_answer(task_id, sampl
                                                                    tokenizer):
     task = one_test(sample_challenges.tasks[task_id], 0)
     answer = sample_solutions[task_id][0]
-    settings = RunSettings(augmentations=12, encoder=ENCODER, template=TEMPLATE)
+    settings = RunSettings.of(augmentations=12, encoder=ENCODER, template=TEMPLATE)
     encoder = get_encoder(ENCODER)
     items = [i for i in plan_work({task.id: task}, settings) if i.test_index == 0]
     assert any("-c" in str(i.augmentation) for i in items)  # colour and order views too

@@ -9,7 +9,8 @@ import pytest
 from conftest import SAMPLE
 from doubles import OracleEngine
 from submission import kaggle_entry
-from submission.pipeline import RESUME_KEYS, ResumeError, RunSettings, check_resumable, run
+from submission.pipeline import RESUME_KEYS, ResumeError, check_resumable, run
+from submission.settings import RunSettings
 from submission.predictions import read_predictions
 from submission.submit import validate_submission
 
@@ -30,14 +31,14 @@ class WatchingEngine(OracleEngine):
 
 def test_a_valid_submission_is_on_disk_before_the_first_engine_call(sample_challenges, sample_solutions, tokenizer,
                                                                     tmp_path):
-    settings = RunSettings(augmentations=8, time_budget=None)
+    settings = RunSettings.of(augmentations=8, time_budget=None)
     engine = WatchingEngine(sample_challenges, sample_solutions, tokenizer, settings, out=tmp_path)
     run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=lambda _: None)
     assert engine.seen and engine.seen[0][0] is True
 
 
 def test_every_engine_call_gets_the_generation_deadline(sample_challenges, sample_solutions, tokenizer, tmp_path):
-    settings = RunSettings(augmentations=16, chunk_prompts=40, time_budget=3600, reserve_seconds=60, adaptive=False)
+    settings = RunSettings.of(augmentations=16, chunk_prompts=40, time_budget=3600, reserve_seconds=60, adaptive=False)
     engine = WatchingEngine(sample_challenges, sample_solutions, tokenizer, settings, out=tmp_path)
     started = time.monotonic()
     run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=lambda _: None, started=started)
@@ -53,7 +54,7 @@ def test_the_run_is_told_to_end_before_the_kernel_kills_it():
 
 
 def test_a_torn_last_line_is_skipped_and_the_run_resumes(sample_challenges, sample_solutions, tokenizer, tmp_path):
-    settings = RunSettings(augmentations=8, time_budget=None)
+    settings = RunSettings.of(augmentations=8, time_budget=None)
     run(sample_challenges, OracleEngine(sample_challenges, sample_solutions, tokenizer, settings), tokenizer,
         tmp_path, settings, {}, log=lambda _: None)
     path = tmp_path / "predictions.jsonl"
@@ -67,23 +68,23 @@ def test_a_torn_last_line_is_skipped_and_the_run_resumes(sample_challenges, samp
 
 MEANINGFUL = {"seed": 1, "encoder": "minimal", "template": "output-from-examples-v0", "permute_background": True,
               "shuffle_order": False, "temperature": 0.9, "mode": "beam", "beam_width": 2, "min_prob": 0.2,
-              "dfs_max_candidates": 4, "dfs_max_rounds": 2, "ttt": "task", "restrict_vocabulary": True}
+              "dfs_max_candidates": 4, "dfs_max_rounds": 2, "ttt_mode": "task", "restrict_vocabulary": True}
 
 
 @pytest.mark.parametrize("key", sorted(MEANINGFUL))
 def test_a_resume_refuses_settings_that_change_what_a_prediction_means(key, sample_challenges, sample_solutions,
                                                                        tokenizer, tmp_path):
     assert set(MEANINGFUL) == set(RESUME_KEYS)
-    settings = RunSettings(augmentations=8, time_budget=None, temperature=0.7)  # sample mode
+    settings = RunSettings.of(augmentations=8, time_budget=None, temperature=0.7)  # sample mode
     run(sample_challenges, OracleEngine(sample_challenges, sample_solutions, tokenizer, settings), tokenizer,
         tmp_path, settings, {}, SAMPLE / "solutions.json", log=lambda _: None)
     with pytest.raises(ResumeError, match=key):
-        check_resumable(tmp_path, replace(settings, **{key: MEANINGFUL[key]}))
-    check_resumable(tmp_path, replace(settings, augmentations=16, chunk_prompts=3))  # these may change
+        check_resumable(tmp_path, settings.replace(**{key: MEANINGFUL[key]}))
+    check_resumable(tmp_path, settings.replace(augmentations=16, chunk_prompts=3))  # these may change
 
 
 def test_a_resume_refuses_another_models_predictions(sample_challenges, sample_solutions, tokenizer, tmp_path):
-    settings = RunSettings(augmentations=8, time_budget=None)
+    settings = RunSettings.of(augmentations=8, time_budget=None)
     run(sample_challenges, OracleEngine(sample_challenges, sample_solutions, tokenizer, settings), tokenizer,
         tmp_path / "out", settings, {"model": str(tmp_path / "model-a")}, log=lambda _: None)
     check_resumable(tmp_path / "out", settings, str(tmp_path / "model-a"))  # the same model resumes

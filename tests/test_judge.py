@@ -14,8 +14,9 @@ from submission import judge as judge_module
 from submission.augment import Augmentation, plan_augmentations
 from submission.encoders import get_encoder, parse_answer
 from submission.engine import GenerationRequest
-from submission.judge import CACHE_NAME, JudgeSettings, needed_keys, read_cache, run_judge, score_request
-from submission.pipeline import RunSettings, run
+from submission.judge import CACHE_NAME, Scorer, needed_keys, read_cache, run_judge, score_request
+from submission.pipeline import run
+from submission.settings import RunSettings
 from submission.predictions import Prediction, append_predictions, read_predictions
 from submission.prompts import answer_token_budget, build_prompt, get_template
 from submission.select import as_grid
@@ -44,7 +45,7 @@ def test_a_copy_of_the_test_input_is_judged_only_when_fewer_than_k_others_exist(
              for s, grid in enumerate([copy, copy, copy, truth, wrong])]
 
     def judged(k):
-        return [key.grid for key in needed_keys(sample_challenges, preds, JudgeSettings(views=1, top_k=k))]
+        return [key.grid for key in needed_keys(sample_challenges, preds, RunSettings.of(judge_views=1, judge_top_k=k))]
 
     assert judged(2) == [as_grid(truth.tolist()), as_grid(wrong.tolist())]  # the copy has the most votes
     assert judged(3)[-1] == as_grid(copy.tolist())
@@ -66,11 +67,11 @@ class SpyScorer:
 
 
 def test_views_are_real_augmentations_that_map_each_candidate_back(sample_challenges, sample_solutions, tokenizer):
-    settings = JudgeSettings(views=10, top_k=2)  # 8 dihedral views, then 2 with permuted colours and order
+    settings = RunSettings.of(judge_views=10, judge_top_k=2)  # 8 dihedral views, then 2 with permuted colours and order
     preds = candidate_predictions(sample_challenges, sample_solutions)
     keys = needed_keys(sample_challenges, preds, settings)
     assert len(keys) == 3 * 2 * 10  # 3 test inputs x top 2 candidates x 10 views
-    encoder = get_encoder(settings.encoder)
+    encoder = get_encoder(settings.format.encoder)
     for key in keys:
         task = sample_challenges.tasks[key.task_id]
         view = Augmentation.parse(key.view)
@@ -92,9 +93,9 @@ def test_views_are_real_augmentations_that_map_each_candidate_back(sample_challe
 def test_scores_are_cached_and_reread_without_the_engine(sample_challenges, sample_solutions, tokenizer, tmp_path):
     preds = candidate_predictions(sample_challenges, sample_solutions)
     cache = tmp_path / CACHE_NAME
-    settings = JudgeSettings(views=3, top_k=1)
+    settings = RunSettings.of(judge_views=3, judge_top_k=1)
     spy = SpyScorer()
-    first = run_judge(sample_challenges, preds, settings, cache, spy, tokenizer, model="m", log=lambda _: None)
+    first = run_judge(sample_challenges, preds, settings, cache, Scorer(spy, tokenizer), model="m", log=lambda _: None)
     assert (first.needed, first.computed, first.cached, first.missing) == (9, 9, 0, 0)
     assert len(spy.calls) == 1 and len(spy.calls[0][0]) == 9  # one batched call
     # every score is the sum over exactly the continuation's tokens
@@ -110,11 +111,12 @@ def test_scores_are_cached_and_reread_without_the_engine(sample_challenges, samp
     assert (other_model.cached, other_model.missing) == (0, 9)  # `--model another` counts only its own scores
     assert again.scores == first.scores
 
-    more = run_judge(sample_challenges, preds, JudgeSettings(views=3, top_k=2), cache, spy, tokenizer, model="m",
-                     log=lambda _: None)
+    more = run_judge(sample_challenges, preds, RunSettings.of(judge_views=3, judge_top_k=2), cache,
+                     Scorer(spy, tokenizer), model="m", log=lambda _: None)
     assert (more.cached, more.computed) == (9, 9) and len(spy.calls[-1][0]) == 9  # only the new candidates
 
-    other = run_judge(sample_challenges, preds, JudgeSettings(views=3, top_k=1, template="output-from-examples-v0"),
+    other = run_judge(sample_challenges, preds,
+                      RunSettings.of(judge_views=3, judge_top_k=1, template="output-from-examples-v0"),
                       cache, log=lambda _: None)
     assert (other.cached, other.missing) == (0, 9) and other.scores == {}  # other prompts: not the same scores
 
@@ -127,11 +129,13 @@ def test_a_view_that_cannot_hold_the_candidate_is_recorded_unscorable(sample_cha
                                                                      tmp_path):
     preds = candidate_predictions(sample_challenges, sample_solutions, ("00576224",))
     spy = SpyScorer(max_model_len=60)  # far too short for any prompt
-    result = run_judge(sample_challenges, preds, JudgeSettings(views=2, top_k=1), tmp_path / CACHE_NAME, spy,
-                       tokenizer, model="m", log=lambda _: None)
+    result = run_judge(sample_challenges, preds, RunSettings.of(judge_views=2, judge_top_k=1),
+                       tmp_path / CACHE_NAME, Scorer(spy, tokenizer),
+                       model="m", log=lambda _: None)
     assert (result.unscorable, result.computed, result.scores) == (2, 0, {}) and spy.calls == []
-    again = run_judge(sample_challenges, preds, JudgeSettings(views=2, top_k=1), tmp_path / CACHE_NAME, spy,
-                      tokenizer, model="m", log=lambda _: None)
+    again = run_judge(sample_challenges, preds, RunSettings.of(judge_views=2, judge_top_k=1),
+                      tmp_path / CACHE_NAME, Scorer(spy, tokenizer),
+                      model="m", log=lambda _: None)
     assert (again.cached, again.unscorable) == (2, 0) and spy.calls == []
 
 
@@ -150,13 +154,13 @@ def test_judge_score_is_the_sum_of_vllm_logprobs_of_exactly_the_candidate_tokens
 
     preds = candidate_predictions(sample_challenges, sample_solutions)
     append_predictions(tmp_path / "predictions.jsonl", preds)
-    settings = JudgeSettings(views=9, top_k=2)
+    settings = RunSettings.of(judge_views=9, judge_top_k=2)
     spy = SpyScorer(vllm_engine)
-    result = run_judge(sample_challenges, preds, settings, tmp_path / CACHE_NAME, spy, tokenizer,
+    result = run_judge(sample_challenges, preds, settings, tmp_path / CACHE_NAME, Scorer(spy, tokenizer),
                        model=str(tiny_model_dir), log=lambda _: None)
     assert result.computed == result.needed == 3 * 2 * 9 and len(spy.calls) == 1
     requests, token_lps = spy.calls[0]
-    encoder, template = get_encoder(settings.encoder), get_template(settings.template)
+    encoder, template = get_encoder(settings.format.encoder), get_template(settings.format.template)
     by_request = {}
     for key, request, lps in zip(needed_keys(sample_challenges, preds, settings), requests, token_lps):
         task = sample_challenges.tasks[key.task_id]
@@ -226,7 +230,7 @@ def test_beam_search_returns_width_beams_by_decreasing_logprob(vllm_engine, toke
 @pytest.mark.engine
 def test_beam_mode_run_records_each_beam_and_a_judge_run_records_its_cost(vllm_engine, tokenizer, sample_challenges,
                                                                            tmp_path):
-    settings = RunSettings(augmentations=2, mode="beam", beam_width=3, max_tokens=12, selector="judge",
+    settings = RunSettings.of(augmentations=2, mode="beam", beam_width=3, max_tokens=12, selector="judge",
                            judge_views=2, judge_top_k=2, time_budget=None)
     record = run(sample_challenges, vllm_engine, tokenizer, tmp_path, settings, {"model": "tiny"},
                  SAMPLE / "solutions.json", log=lambda _: None)
@@ -237,7 +241,7 @@ def test_beam_mode_run_records_each_beam_and_a_judge_run_records_its_cost(vllm_e
         assert [p.sample for p in beams] == [0, 1, 2]
         assert [p.cumulative_logprob for p in beams] == sorted((p.cumulative_logprob for p in beams), reverse=True)
     run_json = json.loads((tmp_path / "run.json").read_text())
-    assert run_json["settings"]["mode"] == "beam" and run_json["judge"]["views"] == 2
+    assert run_json["settings"]["generation"]["mode"] == "beam" and run_json["judge"]["views"] == 2
     assert record["judge"]["computed"] + record["judge"]["unscorable"] == record["judge"]["needed"]
 
 
@@ -257,8 +261,9 @@ def test_calls_hold_whole_test_inputs_the_first_one_small_under_a_deadline(sampl
     calls = {}
     for name, deadline in (("none", None), ("far", time.monotonic() + 3600)):
         spy = SpyScorer()
-        run_judge(sample_challenges, preds, JudgeSettings(views=8, top_k=2), tmp_path / name / CACHE_NAME, spy,
-                  tokenizer, model="m", log=lambda _: None, chunk=40, first_chunk=20, deadline=deadline)
+        run_judge(sample_challenges, preds, RunSettings.of(judge_views=8, judge_top_k=2),
+                  tmp_path / name / CACHE_NAME, Scorer(spy, tokenizer),
+                  model="m", log=lambda _: None, chunk=40, first_chunk=20, deadline=deadline)
         calls[name] = [len(requests) for requests, _ in spy.calls]
     assert calls == {"none": [32, 16], "far": [16, 32]}  # whole test inputs of 16; a small first call to time
 
@@ -271,14 +276,15 @@ def test_judging_under_a_deadline_scores_whole_test_inputs_and_skips_the_rest(sa
     preds = candidate_predictions(sample_challenges, sample_solutions)
     scorer = SlowScorer(0.01, clock)
     started = clock.monotonic()
-    result = run_judge(sample_challenges, preds, JudgeSettings(views=8, top_k=2), tmp_path / CACHE_NAME, scorer,
-                       tokenizer, model="m", log=lambda _: None, first_chunk=16, chunk=16, deadline=started + 0.4)
+    result = run_judge(sample_challenges, preds, RunSettings.of(judge_views=8, judge_top_k=2),
+                       tmp_path / CACHE_NAME, Scorer(scorer, tokenizer),
+                       model="m", log=lambda _: None, first_chunk=16, chunk=16, deadline=started + 0.4)
     assert clock.monotonic() == pytest.approx(started + 0.32)
     assert (result.computed, result.skipped) == (32, 16) and [len(c[0]) for c in scorer.calls] == [16, 16]
     assert len(result.scores) == 2 and all(len(views) == 8 for table in result.scores.values()
                                            for views in table.values())
     assert result.notes == ["time budget: 16 scores not computed; their test inputs are chosen by votes"]
-    assert len(read_cache(tmp_path / CACHE_NAME, JudgeSettings(views=8, top_k=2), "m")) == 32
+    assert len(read_cache(tmp_path / CACHE_NAME, RunSettings.of(judge_views=8, judge_top_k=2), "m")) == 32
 
 
 class SlowOracle(OracleEngine):
@@ -306,7 +312,7 @@ def test_generation_leaves_the_judge_its_time_within_the_budget(sample_challenge
     from submission import pipeline, rounds
 
     clock = use_fake_clock(monkeypatch, judge_module, pipeline, rounds)
-    settings = RunSettings(augmentations=24, adaptive=False, selector="judge", judge_top_k=1, judge_views=8,
+    settings = RunSettings.of(augmentations=24, adaptive=False, selector="judge", judge_top_k=1, judge_views=8,
                            time_budget=4.0, reserve_seconds=0.4)
     engine = SlowOracle(sample_challenges, sample_solutions, tokenizer, settings, seconds=0.02, clock=clock)
     lines = []
@@ -325,9 +331,10 @@ def test_each_tasks_candidates_are_scored_through_its_own_adapter(sample_challen
     preds = candidate_predictions(sample_challenges, sample_solutions)
     spy = SpyScorer()
     adapters = {"00576224": "/adapters/00576224"}  # 6ea4a07e has none: the base model scores it
-    run_judge(sample_challenges, preds, JudgeSettings(views=2, top_k=1), tmp_path / CACHE_NAME, spy, tokenizer,
-              model="m", log=lambda _: None, adapters=adapters)
+    run_judge(sample_challenges, preds, RunSettings.of(judge_views=2, judge_top_k=1),
+              tmp_path / CACHE_NAME, Scorer(spy, tokenizer, adapters),
+              model="m", log=lambda _: None)
     requests = spy.calls[0][0]
-    keys = needed_keys(sample_challenges, preds, JudgeSettings(views=2, top_k=1))
+    keys = needed_keys(sample_challenges, preds, RunSettings.of(judge_views=2, judge_top_k=1))
     assert [r.lora for r in requests] == [adapters.get(k.task_id, "") for k in keys]
     assert {r.lora for r in requests} == {"/adapters/00576224", ""}

@@ -24,7 +24,7 @@ SLUG = "arc-prize-2026-arc-agi-2"
 DEMO_MODEL = ROOT / "models" / "arc-demo"
 # Placeholder tasks of the commit run: real ARC-AGI-1 tasks the demo model answers in its format
 PLACEHOLDER_TASKS = ("25ff71a9", "4c4377d9")
-RUN_ARGS = "--augmentations 2 --cpu-kv-cache-gib 1"
+RUN_ARGS = "--augmentations 2 --cpu-kv-cache-gib 1 --enforce-eager"
 HERE = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 

@@ -6,7 +6,8 @@ import json
 from conftest import SAMPLE
 from doubles import OracleEngine
 from submission import pipeline
-from submission.pipeline import RunSettings, run
+from submission.pipeline import run
+from submission.settings import RunSettings
 from submission.rounds import WorkItem, fit_to_time
 from submission.submit import validate_submission
 
@@ -32,7 +33,7 @@ class LosingEngine(OracleEngine):
 
 def test_a_lost_prompt_is_sent_again_and_every_planned_prediction_is_made(sample_challenges, sample_solutions,
                                                                           tokenizer, tmp_path):
-    settings = RunSettings(augmentations=24, chunk_prompts=16, time_budget=36000, adaptive=False)
+    settings = RunSettings.of(augmentations=24, chunk_prompts=16, time_budget=36000, adaptive=False)
     engine = LosingEngine(sample_challenges, sample_solutions, tokenizer, settings)
     lines = []
     record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, SAMPLE / "solutions.json",
@@ -47,7 +48,7 @@ def test_a_lost_prompt_is_sent_again_and_every_planned_prediction_is_made(sample
 
 def test_prompts_lost_for_good_end_as_incomplete_not_as_a_budget_stop(sample_challenges, sample_solutions, tokenizer,
                                                                       tmp_path):
-    settings = RunSettings(augmentations=16, chunk_prompts=40, time_budget=None, adaptive=False)
+    settings = RunSettings.of(augmentations=16, chunk_prompts=40, time_budget=None, adaptive=False)
     engine = LosingEngine(sample_challenges, sample_solutions, tokenizer, settings, lose=2, times=10**6)
     lines = []
     record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, SAMPLE / "solutions.json",
@@ -66,7 +67,7 @@ def test_no_time_budget_fits_every_item():
 
 
 def test_no_time_budget_runs_every_round(sample_challenges, sample_solutions, tokenizer, tmp_path):
-    settings = RunSettings(augmentations=16, time_budget=None, adaptive=False)
+    settings = RunSettings.of(augmentations=16, time_budget=None, adaptive=False)
     engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
     record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=lambda _: None)
     assert record["status"] == "done" and engine.calls == [80, 80] and len(record["rounds"]) == 2
@@ -78,7 +79,7 @@ def test_a_bug_of_the_program_is_not_reported_as_an_engine_failure(sample_challe
         raise OverflowError("cannot convert float infinity to integer")
 
     monkeypatch.setattr(pipeline, "fit_to_time", broken)
-    settings = RunSettings(augmentations=16, time_budget=None, adaptive=False)
+    settings = RunSettings.of(augmentations=16, time_budget=None, adaptive=False)
     engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
     lines = []
     record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=lines.append)
@@ -92,12 +93,12 @@ def test_a_bug_of_the_program_is_not_reported_as_an_engine_failure(sample_challe
 
 
 def test_judge_prompts_are_generations_prompts_under_max_tokens(sample_challenges, tokenizer):
-    from submission.judge import JudgeSettings, ScoreKey, score_request
+    from submission.judge import ScoreKey, score_request
     from submission.pipeline import plan_work, prepare_requests
 
     # context so tight that the answer budget decides how many examples fit
-    settings = RunSettings(augmentations=2, max_tokens=32)
-    judge = JudgeSettings.from_run({"max_tokens": 32})
+    settings = RunSettings.of(augmentations=2, max_tokens=32)
+    judge = RunSettings.of(max_tokens=32)
     checked = 0
     for max_model_len in (700, 900, 1200):
         items = plan_work(sample_challenges.tasks, settings)

@@ -10,7 +10,8 @@ from doubles import OracleEngine, ScriptedEngine
 from submission.cli import main
 from submission.encoders import get_encoder
 from submission.engine import Completion
-from submission.pipeline import RunSettings, run
+from submission.pipeline import run
+from submission.settings import RunSettings
 from submission.predictions import read_predictions
 from submission.prompts import answer_vocabulary
 from submission.submit import validate_submission
@@ -29,7 +30,7 @@ def run_with(engine, challenges, tokenizer, out, settings, solutions=True):
 ])
 def test_oracle_in_the_augmented_space_scores_exactly_one(sample_challenges, sample_solutions, tokenizer, tmp_path,
                                                            augmentations, adaptive, calls):
-    settings = RunSettings(augmentations=augmentations, adaptive=adaptive)
+    settings = RunSettings.of(augmentations=augmentations, adaptive=adaptive)
     engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
     record = run_with(engine, sample_challenges, tokenizer, tmp_path, settings)
     assert engine.calls == calls  # every prompt of a round in one engine call
@@ -45,7 +46,7 @@ def test_oracle_in_the_augmented_space_scores_exactly_one(sample_challenges, sam
 
 
 def test_oracle_in_the_wrong_space_scores_clearly_less(sample_challenges, sample_solutions, tokenizer, tmp_path):
-    settings = RunSettings(augmentations=8)
+    settings = RunSettings.of(augmentations=8)
     engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings, wrong_space=True)
     run_with(engine, sample_challenges, tokenizer, tmp_path, settings)
     overall = json.loads((tmp_path / "metrics.json").read_text())["overall"]
@@ -54,7 +55,7 @@ def test_oracle_in_the_wrong_space_scores_clearly_less(sample_challenges, sample
 
 
 def test_run_writes_one_record_per_work_item(sample_challenges, sample_solutions, tokenizer, tmp_path):
-    settings = RunSettings(augmentations=10, samples=3, temperature=0.7, adaptive=False)
+    settings = RunSettings.of(augmentations=10, samples=3, temperature=0.7, adaptive=False)
     engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
     run_with(engine, sample_challenges, tokenizer, tmp_path, settings)
     records = list(read_predictions(tmp_path / "predictions.jsonl"))
@@ -62,7 +63,7 @@ def test_run_writes_one_record_per_work_item(sample_challenges, sample_solutions
     assert len(keys) == len(set(keys)) == 10 * 10 * 3
     assert {r.mode for r in records} == {"sample"}
     run_json = json.loads((tmp_path / "run.json").read_text())
-    assert run_json["settings"]["samples"] == 3 and run_json["engine"] == {"engine": "oracle"}
+    assert run_json["settings"]["generation"]["samples"] == 3 and run_json["engine"] == {"engine": "oracle"}
     assert set(run_json["stage_seconds"]) == {"prompts", "generate", "record", "select", "select_and_evaluate"}
 
 
@@ -71,7 +72,7 @@ def test_garbage_answers_are_recorded_misses(sample_challenges, tokenizer, tmp_p
         Completion("\x00 junk", 3, -1.0, "stop"),
         Completion(" shape: 2x2\n1 12\n2 3", 12, -2.0, "length"),
     ])
-    run_with(engine, sample_challenges, tokenizer, tmp_path, RunSettings(), solutions=False)
+    run_with(engine, sample_challenges, tokenizer, tmp_path, RunSettings.of(), solutions=False)
     records = list(read_predictions(tmp_path / "predictions.jsonl"))
     assert len(records) == 80 and all(r.grid is None for r in records)
     assert {r.error.split(":")[0] for r in records} == {"parse error", "truncated"}
@@ -81,7 +82,7 @@ def test_garbage_answers_are_recorded_misses(sample_challenges, tokenizer, tmp_p
 
 def test_prompts_too_long_are_unanswerable_not_fatal(sample_challenges, tokenizer, tmp_path):
     engine = ScriptedEngine([Completion(" shape: 1x1\n1 5\n", 8, -1.0, "stop")], max_model_len=300)
-    record = run_with(engine, sample_challenges, tokenizer, tmp_path, RunSettings(), solutions=False)
+    record = run_with(engine, sample_challenges, tokenizer, tmp_path, RunSettings.of(), solutions=False)
     records = list(read_predictions(tmp_path / "predictions.jsonl"))
     assert len(records) == 80 and engine.calls == []
     assert all(r.error.startswith("unanswerable: even one train example") for r in records)
@@ -99,7 +100,7 @@ def test_bad_tasks_get_fallbacks_and_the_rest_run(sample_challenges, sample_solu
         "task bad00001: train[0].input: ragged grid: row 1 has 1 cells, row 0 has 2",
         "task bad00002: test: missing or empty (need a non-empty list of test inputs)",
     ]
-    settings = RunSettings()
+    settings = RunSettings.of()
     engine = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
     run_with(engine, challenges, tokenizer, tmp_path / "out", settings)
     submission = json.loads((tmp_path / "out" / "submission.json").read_text())
@@ -109,7 +110,7 @@ def test_bad_tasks_get_fallbacks_and_the_rest_run(sample_challenges, sample_solu
 
 
 def test_select_replays_a_saved_run(sample_challenges, sample_solutions, tokenizer, tmp_path, capsys):
-    settings = RunSettings()
+    settings = RunSettings.of()
     run_with(OracleEngine(sample_challenges, sample_solutions, tokenizer, settings), sample_challenges, tokenizer,
              tmp_path / "run", settings)
     code = main(["select", "--challenges", str(SAMPLE / "challenges.json"),
@@ -139,15 +140,15 @@ class RecordingEngine(ScriptedEngine):
 
 def test_a_restricted_vocabulary_reaches_every_request_and_the_log(sample_challenges, tokenizer, tmp_path):
     engine, lines = RecordingEngine([Completion(" shape: 1x1\n1 5\n", 8, -1.0, "stop")]), []
-    settings = RunSettings(restrict_vocabulary=True, time_budget=None)
+    settings = RunSettings.of(restrict_vocabulary=True, time_budget=None)
     run(sample_challenges, engine, tokenizer, tmp_path, settings, {"test": True}, log=lines.append)
-    expected = answer_vocabulary(tokenizer, get_encoder(settings.encoder), {tokenizer.eos_token_id})
+    expected = answer_vocabulary(tokenizer, get_encoder(settings.format.encoder), {tokenizer.eos_token_id})
     assert len(engine.requests) == 80 and {r.allowed_token_ids for r in engine.requests} == {expected}
     assert f"restricted vocabulary: decoding writes only the {len(expected)} tokens of the shape-row-numbers " \
            "format and the end of turn" in lines
     unrestricted = RecordingEngine([Completion(" shape: 1x1\n1 5\n", 8, -1.0, "stop")])
-    run(sample_challenges, unrestricted, tokenizer, tmp_path / "free", RunSettings(time_budget=None), {"test": True},
+    run(sample_challenges, unrestricted, tokenizer, tmp_path / "free", RunSettings.of(time_budget=None), {"test": True},
         log=lambda _: None)
     assert {r.allowed_token_ids for r in unrestricted.requests} == {()}
     with pytest.raises(ValueError, match="not beam"):
-        RunSettings(mode="beam", restrict_vocabulary=True)
+        RunSettings.of(mode="beam", restrict_vocabulary=True)

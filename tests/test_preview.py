@@ -9,7 +9,8 @@ import pytest
 from submission.augment import plan_augmentations
 from submission.cli import main
 from submission.encoders import get_encoder
-from submission.pipeline import RunSettings, plan_work, prepare_requests
+from submission.pipeline import plan_work, prepare_requests
+from submission.settings import RunSettings
 from submission.preview import RULE, preview_prompt
 from submission.prompts import answer_token_budget, get_template, render
 from submission.tasks import load_challenges
@@ -39,12 +40,12 @@ def run_cli(capsys, *args):
 
 def test_preview_is_what_the_run_sends(tokenizer, sample_challenges):
     """Every test input, views 0, 5 and 9 (a run with 10 views): the same token ids and answer budget."""
-    settings = RunSettings(augmentations=10)
+    settings = RunSettings.of(augmentations=10)
     sent = sent_requests(sample_challenges.tasks, settings, 8192, tokenizer)
     for task in sample_challenges.tasks.values():
         for test_index in range(len(task.test_inputs)):
             for view in (0, 5, 9):
-                preview = preview_prompt(tokenizer, task, test_index, view, RunSettings(), 8192)
+                preview = preview_prompt(tokenizer, task, test_index, view, RunSettings.of(), 8192)
                 request = sent[(task.id, test_index, view)]
                 assert preview.token_ids == request.prompt_token_ids, (task.id, test_index, view)
                 assert preview.answer_tokens == request.max_tokens
@@ -58,8 +59,8 @@ def test_preview_drops_the_examples_the_run_drops(tokenizer, sample_challenges):
     budget = answer_token_budget(tokenizer, encoder, task)
     # a context that holds the prompt with 3 of its examples and the answer, not with 4
     context = len(tokenizer.encode(render(tokenizer, template, encoder, task, 0, 3), add_special_tokens=False)) + budget
-    preview = preview_prompt(tokenizer, task, 0, 0, RunSettings(), context)
-    request = sent_requests({task.id: task}, RunSettings(), context, tokenizer)[(task.id, 0, 0)]
+    preview = preview_prompt(tokenizer, task, 0, 0, RunSettings.of(), context)
+    request = sent_requests({task.id: task}, RunSettings.of(), context, tokenizer)[(task.id, 0, 0)]
     assert preview.token_ids == request.prompt_token_ids
     assert (preview.examples_used, preview.examples_dropped, preview.context) == (3, 2, context)
     assert len(preview.token_ids) + preview.answer_tokens == context
@@ -67,7 +68,7 @@ def test_preview_drops_the_examples_the_run_drops(tokenizer, sample_challenges):
 
 def test_preview_on_qwen25_tokenizer_is_what_the_run_sends(qwen_tokenizer):
     tasks = load_challenges(DEMO / "challenges.json").tasks
-    settings = RunSettings(template="output-from-examples-compact")
+    settings = RunSettings.of(template="output-from-examples-compact")
     sent = sent_requests({"25ff71a9": tasks["25ff71a9"]}, settings, 12288, qwen_tokenizer)
     for test_index, view in ((0, 0), (1, 6)):
         preview = preview_prompt(qwen_tokenizer, tasks["25ff71a9"], test_index, view, settings, 12288)
@@ -81,7 +82,7 @@ def test_cli_prints_the_decoded_prompt_and_its_counts(capsys, tokenizer, tiny_mo
     out = run_cli(capsys, "--model", tiny_model_dir, "--challenges", DEMO / "challenges.json", "--task", "25ff71a9",
                   "--test", 1, "--view", 2)
     tasks = load_challenges(DEMO / "challenges.json").tasks
-    request = sent_requests(tasks, RunSettings(), 8192, tokenizer)[("25ff71a9", 1, 2)]  # the tiny model's limit
+    request = sent_requests(tasks, RunSettings.of(), 8192, tokenizer)[("25ff71a9", 1, 2)]  # the tiny model's limit
     assert block(out, "prompt") == tokenizer.decode(list(request.prompt_token_ids))
     assert out.splitlines()[0] == "task 25ff71a9, test 1, view 2: d2 (rot180)"
     assert (f"tokens: {len(request.prompt_token_ids)} prompt + {request.max_tokens} answer budget = "
@@ -114,7 +115,7 @@ def test_cli_expected_answer_is_in_the_view(capsys):
 def test_view_k_is_the_kth_view_of_the_plan(tokenizer, sample_challenges):
     task = sample_challenges.tasks["6ea4a07e"]
     plan = plan_augmentations(task, 1, 12, seed=3, permute_background=True, shuffle_order=False)
-    settings = RunSettings(seed=3, permute_background=True, shuffle_order=False)
+    settings = RunSettings.of(seed=3, permute_background=True, shuffle_order=False)
     first = preview_prompt(tokenizer, task, 1, 0, settings, 8192)
     for view in (3, 11):
         preview = preview_prompt(tokenizer, task, 1, view, settings, 8192)

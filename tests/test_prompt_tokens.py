@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from submission.encoders import ENCODERS
-from submission.pipeline import RunSettings, plan_work
+from submission.pipeline import plan_work
+from submission.settings import RunSettings
 from submission.prompt_tokens import PromptTokenizer
 from submission.prompts import TEMPLATES, render
 
@@ -15,7 +16,7 @@ from devkit.trained_bpe import build_bpe_tokenizer
 
 
 def sample_prompts(challenges, tokenizer, encoder="shape-row-numbers", template="output-from-examples-v1", views=8):
-    settings = RunSettings(augmentations=views, encoder=encoder, template=template)
+    settings = RunSettings.of(augmentations=views, encoder=encoder, template=template)
     return [
         render(tokenizer, TEMPLATES[template], ENCODERS[encoder], item.augmentation.apply_task(challenges.tasks[item.task_id]),
                item.test_index, len(challenges.tasks[item.task_id].train))

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from submission.augment import Augmentation
-from submission.encoders import get_encoder
-from submission.prompts import (Unanswerable, answer_side_bound, answer_token_budget, answer_vocabulary, build_prompt,
-                                get_template, load_tokenizer, render)
+from submission.encoders import Minimal, RowNumbers, ShapeCodeBlock, get_encoder
+from submission.prompts import (Unanswerable, answer_samples, answer_side_bound, answer_token_budget, answer_vocabulary,
+                                build_prompt, encoder_name, get_template, load_tokenizer, render, tokenizer_problems,
+                                unfittable_test_inputs)
 from submission.tasks import Example, Task, load_challenges, load_solutions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,3 +233,127 @@ def test_on_qwen2_5_s_tokenizer_the_answer_vocabulary_is_exactly_the_answers_tok
     assert ends <= set(allowed)
     # a rule on characters admitted 2,158 tokens here, "aside" and "prd" among them
     assert qwen_tokenizer.encode("aside", add_special_tokens=False)[0] not in allowed
+
+
+def test_a_scale_that_is_not_whole_rounds_the_answer_side_up():
+    # 2x2 -> 3x3 scales the 3x3 test input to 4.5, so 5; a third more is 6.67, so 7 (a float 4.5 gave 6)
+    side = answer_side_bound(shapes_task([((2, 2), (3, 3))], [(3, 3)]))
+    assert side == 7 and isinstance(side, int)
+
+
+def test_answer_samples_write_every_shape_once_with_each_colour_it_has_room_for():
+    texts = answer_samples(get_encoder("minimal"))
+    # 1x1 to 30x30: the 23 shapes of fewer than 10 cells in ten colourings, the other 877 in two
+    assert len(texts) == 23 * 10 + 877 * 2
+    assert texts[:10] == list("0123456789")  # 1x1, each colour
+    assert texts[10:20] == ["01", "12", "23", "34", "45", "56", "67", "78", "89", "90"]  # 1x2, shifted
+    assert texts[20] == "012"
+    row = lambda r, shift: "".join(str((3 * r + c + shift) % 10) for c in range(30))  # noqa: E731
+    assert texts[-2:] == ["\n".join(row(r, 0) for r in range(30)), "\n".join(row(r, 1) for r in range(30))]
+    # after the prompt's opening "```grid": the model writes the shape header itself
+    assert answer_samples(get_encoder("shape-row-numbers"))[0] == " shape: 1x1\n1 0\n```"
+
+
+class BatchAddsBos:
+    """A Hugging Face-style tokenizer that adds a BOS id unless told not to, in a batch call and in
+    encode(); it counts both."""
+
+    BOS = 999_999
+
+    def __init__(self, tokenizer):
+        self.hf = tokenizer.tokenizer  # the fixture's Hugging Face tokenizer
+        self.batches = self.encodes = 0
+
+    def __call__(self, texts, add_special_tokens=True):
+        self.batches += 1
+        ids = self.hf(texts, add_special_tokens=False)["input_ids"]
+        return {"input_ids": [[self.BOS] * bool(add_special_tokens) + i for i in ids]}
+
+    def encode(self, text, add_special_tokens=True):
+        self.encodes += 1
+        return [self.BOS] * bool(add_special_tokens) + self.hf.encode(text, add_special_tokens=False)
+
+
+class Wraps:
+    """prompt_tokens.PromptTokenizer's shape: the batch tokenizer as .tokenizer, an encode of its own."""
+
+    def __init__(self, backend):
+        self.tokenizer = backend
+        self.encodes = 0
+
+    def encode(self, text, add_special_tokens=True):
+        self.encodes += 1
+        return self.tokenizer.encode(text, add_special_tokens=add_special_tokens)
+
+
+class EncodeOnly:
+    """A tokenizer with encode() alone: no batch call to use."""
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def encode(self, text, add_special_tokens=True):
+        return self.backend.encode(text, add_special_tokens=add_special_tokens)
+
+
+def test_the_answer_vocabulary_takes_one_batch_call_where_there_is_one_and_no_special_tokens(tokenizer):
+    encoder = get_encoder("shape-row-numbers")
+    expected = tuple(sorted({0, *(tokenizer.encode(c, add_special_tokens=False)[0] for c in "\n 0123456789:`aehpsx")}))
+    batch = BatchAddsBos(tokenizer)
+    assert answer_vocabulary(batch, encoder, {0}) == expected and (batch.batches, batch.encodes) == (1, 0)
+    wrapped = Wraps(BatchAddsBos(tokenizer))
+    assert answer_vocabulary(wrapped, encoder, {0}) == expected
+    assert (wrapped.tokenizer.batches, wrapped.tokenizer.encodes, wrapped.encodes) == (1, 0, 0)
+    single = EncodeOnly(BatchAddsBos(tokenizer))  # one encode per answer
+    assert answer_vocabulary(single, encoder, {0}) == expected
+    assert (single.backend.batches, single.backend.encodes) == (0, len(answer_samples(encoder)))
+
+
+class Loses:
+    """A tokenizer that loses some characters (as one without their tokens would) and adds a BOS id
+    unless told not to, which decode writes as "<s>"."""
+
+    BOS = 999_999
+
+    def __init__(self, tokenizer, lost=""):
+        self.tokenizer, self.lost = tokenizer, lost
+
+    def __len__(self):
+        return len(self.tokenizer)
+
+    def encode(self, text, add_special_tokens=True):
+        kept = "".join(ch for ch in text if ch not in self.lost)
+        return [self.BOS] * bool(add_special_tokens) + self.tokenizer.encode(kept, add_special_tokens=False)
+
+    def decode(self, ids):
+        bos = "<s>" if ids[:1] == [self.BOS] else ""
+        return bos + self.tokenizer.decode(ids[len(bos) and 1:])
+
+
+def test_tokenizer_problems_name_every_lost_character_and_an_embedding_as_large_as_the_vocabulary_serves(tokenizer):
+    encoder = get_encoder("shape-row-numbers")
+    assert tokenizer_problems(Loses(tokenizer), encoder, None) == []  # no BOS asked for: every character comes back
+    # 7 is in the largest answer (every colour), not in the small ones
+    assert tokenizer_problems(Loses(tokenizer, "7\n"), encoder, None) == [
+        ("the tokenizer cannot write the shape-row-numbers format's answers: '\\n', '7' do(es) not come back from "
+         "encode and decode")]
+    assert tokenizer_problems(tokenizer, encoder, len(tokenizer)) == []
+    assert tokenizer_problems(tokenizer, encoder, len(tokenizer) - 1) == [
+        (f"the tokenizer has {len(tokenizer):,} tokens, the model's embedding {len(tokenizer) - 1:,} rows: "
+         "a tokenizer of another model? (ids past the embedding)")]
+
+
+def test_an_encoder_is_named_as_registered_else_by_its_class():
+    assert encoder_name(ShapeCodeBlock(RowNumbers(Minimal()))) == "shape-row-numbers"  # equal to the registered one
+    assert encoder_name(ShapeCodeBlock(Minimal())) == "ShapeCodeBlock"
+
+
+def test_a_shortest_prompt_and_answer_that_fill_the_context_exactly_fit(tokenizer):
+    encoder, template = get_encoder("shape-row-numbers"), get_template("output-from-examples-v1")
+    shortest = len(tokenizer.encode(render(tokenizer, template, encoder, REFERENCE_TASK, 0, 1), add_special_tokens=False))
+    answer = answer_token_budget(tokenizer, encoder, REFERENCE_TASK)
+    tasks = {"ref00000": REFERENCE_TASK}
+    assert unfittable_test_inputs(tokenizer, template, encoder, tasks, shortest + answer) == []
+    assert unfittable_test_inputs(tokenizer, template, encoder, tasks, shortest + answer - 1) == [
+        (f"task ref00000 test 0: its shortest prompt (one example) is {shortest} tokens and its answer needs "
+         f"{answer}, more than the context {shortest + answer - 1}: it will be unanswerable; raise --max-model-len")]

@@ -11,11 +11,13 @@ from dataclasses import replace
 
 import pytest
 
+from conftest import EAGER
 from submission.dfs import model_ending
 from submission.encoders import get_encoder, stop_strings
 from submission.engine import EngineSettings, GenerationRequest, VllmEngine
-from submission.judge import JudgeSettings, judge_for_run
-from submission.pipeline import RunSettings, run
+from submission.judge import Scorer, judge_for_run
+from submission.pipeline import run
+from submission.settings import RunSettings
 from submission.predictions import Prediction, read_predictions
 from submission.prompts import answer_vocabulary
 from submission.submit import validate_submission
@@ -28,7 +30,8 @@ ANSWER_TEXT = re.compile(r"^(?: shape|[0-9]|:|x|\n| |```)*$")
 
 @pytest.fixture(scope="module")
 def qwen_engine(qwen_model_dir):
-    engine = VllmEngine(EngineSettings(str(qwen_model_dir), cpu_kv_cache_gib=1, max_model_len=4096),
+    engine = VllmEngine(EngineSettings(str(qwen_model_dir), cpu_kv_cache_gib=1, max_model_len=4096,
+                                       enforce_eager=EAGER),
                         log=lambda _: None)
     yield engine
     engine.close()
@@ -58,7 +61,7 @@ def test_restricted_decoding_on_qwen2_5_s_vocabulary_writes_only_answer_text(qwe
 ])
 def test_every_decode_path_runs_on_qwen2_5_s_vocabulary(qwen_engine, qwen_tokenizer, qwen_model_dir,
                                                         sample_challenges, tmp_path, mode, options):
-    settings = RunSettings(augmentations=2, max_tokens=24, mode=mode, time_budget=None, **options)
+    settings = RunSettings.of(augmentations=2, max_tokens=24, mode=mode, time_budget=None, **options)
     record = run(sample_challenges, qwen_engine, qwen_tokenizer, tmp_path, settings, {"model": str(qwen_model_dir)},
                  log=lambda _: None)
     assert record["status"] == "done"
@@ -86,9 +89,9 @@ def test_the_judge_scores_candidates_through_qwen2_5_s_vocabulary(qwen_engine, q
             for sample, grid in enumerate((sample_solutions[task_id][i], test_input)):
                 predictions.append(Prediction(task_id, i, "identity", sample, "", grid.tolist(), None, -1.0, 10,
                                               "stop", "greedy"))
-    settings = JudgeSettings(views=2, top_k=2)
+    settings = RunSettings.of(judge_views=2, judge_top_k=2)
     scores, record = judge_for_run(sample_challenges, predictions, settings, tmp_path / "judge_scores.jsonl",
-                                   qwen_engine, qwen_tokenizer, str(qwen_model_dir), log=lambda _: None)
+                                   Scorer(qwen_engine, qwen_tokenizer), str(qwen_model_dir), log=lambda _: None)
     test_inputs = sum(len(t.test_inputs) for t in sample_challenges.tasks.values())
     assert record["needed"] == test_inputs * 2 * 2 and record["computed"] + record["unscorable"] == record["needed"]
     assert record["computed"] > 0

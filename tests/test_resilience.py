@@ -12,7 +12,8 @@ from doubles import OracleEngine, ScriptedEngine, SlowBeamEngine, use_fake_clock
 from submission.augment import Augmentation
 from submission.encoders import ENCODERS
 from submission.engine import Completion, GenerationRequest
-from submission.pipeline import BEAM_CHUNK_PROMPTS, RunSettings, run
+from submission.pipeline import BEAM_CHUNK_PROMPTS, run
+from submission.settings import RunSettings
 from submission.predictions import Prediction, read_predictions, to_prediction
 from submission.rounds import Deadline, WorkItem, fit_to_time, round_items, settled
 from submission.select import SELECTORS, get_selector
@@ -36,7 +37,7 @@ class FailingEngine(OracleEngine):
 
 def test_engine_that_raises_on_its_second_call_leaves_a_full_submission(sample_challenges, sample_solutions,
                                                                          tokenizer, tmp_path):
-    settings = RunSettings(augmentations=16, adaptive=False)
+    settings = RunSettings.of(augmentations=16, adaptive=False)
     engine = FailingEngine(sample_challenges, sample_solutions, tokenizer, settings)
     lines = []
     record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, SAMPLE / "solutions.json",
@@ -51,7 +52,7 @@ def test_engine_that_raises_on_its_second_call_leaves_a_full_submission(sample_c
 
 
 def test_resume_skips_recorded_work_and_completes_the_plan(sample_challenges, sample_solutions, tokenizer, tmp_path):
-    settings = RunSettings(augmentations=16, adaptive=False)
+    settings = RunSettings.of(augmentations=16, adaptive=False)
     first = FailingEngine(sample_challenges, sample_solutions, tokenizer, settings)
     run(sample_challenges, first, tokenizer, tmp_path, settings, {}, log=quiet)
     second = OracleEngine(sample_challenges, sample_solutions, tokenizer, settings)
@@ -66,10 +67,10 @@ def test_resume_skips_recorded_work_and_completes_the_plan(sample_challenges, sa
 
 
 def test_resume_refuses_other_settings(sample_challenges, sample_solutions, tokenizer, tmp_path):
-    settings = RunSettings()
+    settings = RunSettings.of()
     run(sample_challenges, OracleEngine(sample_challenges, sample_solutions, tokenizer, settings), tokenizer,
         tmp_path, settings, {}, log=quiet)
-    other = RunSettings(encoder="code-block-minimal")
+    other = RunSettings.of(encoder="code-block-minimal")
     with pytest.raises(ValueError, match="encoder='shape-row-numbers'"):
         run(sample_challenges, ScriptedEngine([]), tokenizer, tmp_path, other, {}, log=quiet)
     fresh = run(sample_challenges, ScriptedEngine([Completion("x", 1, -1.0, "stop")]), tokenizer, tmp_path, other,
@@ -146,7 +147,7 @@ def test_raising_augmentations_on_a_finished_run_adds_only_the_new_views(sample_
 
     task = sample_challenges.tasks["e345f17b"]
     assert plan_augmentations(task, 1, 24, seed=3)[:12] == plan_augmentations(task, 1, 12, seed=3)  # prefix-stable
-    small, large = RunSettings(augmentations=8), RunSettings(augmentations=16, adaptive=False)
+    small, large = RunSettings.of(augmentations=8), RunSettings.of(augmentations=16, adaptive=False)
     run(sample_challenges, OracleEngine(sample_challenges, sample_solutions, tokenizer, small), tokenizer,
         tmp_path, small, {}, log=quiet)
     more = OracleEngine(sample_challenges, sample_solutions, tokenizer, large)
@@ -161,7 +162,7 @@ BEAM_ANSWER = Completion(" shape: 1x1\n1 5\n", 8, -1.0, "stop")
 
 def test_beam_mode_sends_calls_of_at_most_beam_chunk_prompts(sample_challenges, tokenizer, tmp_path):
     engine = SlowBeamEngine([BEAM_ANSWER])
-    settings = RunSettings(mode="beam", beam_width=3, time_budget=None)
+    settings = RunSettings.of(mode="beam", beam_width=3, time_budget=None)
     record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=quiet)
     assert BEAM_CHUNK_PROMPTS == 64 and engine.calls == [64, 16]
     assert record["status"] == "done" and record["predictions"] == 80 * 3
@@ -176,7 +177,7 @@ def test_beam_mode_starts_no_call_that_the_measured_speed_says_will_overrun(samp
 
     clock = use_fake_clock(monkeypatch, pipeline, rounds)
     engine = SlowBeamEngine([BEAM_ANSWER], seconds_per_prompt=0.025, clock=clock)
-    settings = RunSettings(mode="beam", beam_width=2, chunk_prompts=8, time_budget=0.9, reserve_seconds=0)
+    settings = RunSettings.of(mode="beam", beam_width=2, chunk_prompts=8, time_budget=0.9, reserve_seconds=0)
     lines = []
     started = clock.monotonic()
     record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, log=lines.append, started=started)

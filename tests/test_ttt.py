@@ -10,10 +10,12 @@ from submission.encoders import get_encoder
 from devkit.train_loop import eval_batches, evaluate_batches
 from submission.prompts import get_template
 from submission.tasks import Example, Task
-from submission.ttt import (SHARED, Adapter, TttSettings, adapter_for_task, leave_one_out, plan_steps, read_adapters,
+from submission.settings import PromptFormat, TttSettings
+from submission.ttt import (SHARED, Adapter, AdapterJob, adapter_for_task, leave_one_out, plan_steps, read_adapters,
                             train_adapters, train_in_child, ttt_examples)
 
 ENCODER, TEMPLATE = "shape-row-numbers", "output-from-examples-v1"
+FORMAT = PromptFormat(ENCODER, TEMPLATE, 8192)
 
 
 def grid(rows):
@@ -44,7 +46,8 @@ def test_leave_one_out_holds_out_each_pair_in_turn():
 
 def test_ttt_examples_are_the_pipelines_prompts_of_the_held_out_pairs_in_random_views(tokenizer):
     from submission.finetune import random_augmentation
-    from submission.pipeline import RunSettings, prepare_requests
+    from submission.pipeline import prepare_requests
+    from submission.settings import RunSettings
     from submission.rounds import WorkItem
 
     task = flip_task("f", pairs=3)
@@ -52,7 +55,7 @@ def test_ttt_examples_are_the_pipelines_prompts_of_the_held_out_pairs_in_random_
     examples = ttt_examples(tokenizer, get_template(TEMPLATE), encoder, [task], 6, np.random.default_rng(0), 8192)
     assert len(examples) == 6
     rng = np.random.default_rng(0)  # the same draws: the held-out pairs in turn, one random view each
-    settings = RunSettings(encoder=ENCODER, template=TEMPLATE)
+    settings = RunSettings.of(encoder=ENCODER, template=TEMPLATE)
     for i, example in enumerate(examples):
         loo, answer = leave_one_out(task)[i % 3]
         view = random_augmentation(rng, len(loo.train))
@@ -97,7 +100,7 @@ class FakeClock:
 def slow_trainer(clock, seconds_per_step, calls):
     """A trainer double: every step costs ``seconds_per_step`` on the fake clock."""
 
-    def train(model, examples, settings, steps, pad_id, device, deadline):
+    def train(model, examples, settings, steps, pad_id, device, deadline, seed):
         calls.append(steps)
         done = 0
         while done < steps and (deadline is None or clock() + seconds_per_step <= deadline):
@@ -116,9 +119,8 @@ def test_the_training_time_is_split_by_the_measured_speed(tiny_model_dir, tmp_pa
     # is below min_steps, so task1 and task2 get 4 each (8 s each), and 9 s are left: task3 gets 4,
     # task4's 4 steps (8 s) do not fit in the last 1 s.
     lines = []
-    adapters = train_adapters(str(tiny_model_dir), tasks, settings, tmp_path / "adapters", ENCODER, TEMPLATE, 8192,
-                              deadline=clock() + 45, log=lines.append, trainer=slow_trainer(clock, 2.0, calls),
-                              clock=clock)
+    job = AdapterJob(str(tiny_model_dir), settings, FORMAT, tmp_path / "adapters", deadline=clock() + 45)
+    adapters = train_adapters(job, tasks, log=lines.append, trainer=slow_trainer(clock, 2.0, calls), clock=clock)
     assert calls == [10, 4, 4, 4]
     assert sorted(adapters) == ["task0", "task1", "task2", "task3"]
     assert [adapters[t].steps for t in ("task0", "task1", "task2", "task3")] == [10, 4, 4, 4]
@@ -130,7 +132,8 @@ def test_the_training_time_is_split_by_the_measured_speed(tiny_model_dir, tmp_pa
 
 def test_a_run_stopped_during_training_resumes_with_the_adapters_it_saved(tiny_model_dir, tmp_path):
     tasks = [flip_task(f"task{i}") for i in range(3)]
-    settings = TttSettings(mode="task", steps=4, min_steps=2, examples_per_step=1)
+    job = AdapterJob(str(tiny_model_dir), TttSettings(mode="task", steps=4, min_steps=2, examples_per_step=1), FORMAT,
+                     tmp_path / "adapters")
     clock, calls = FakeClock(), []
     trainer = slow_trainer(clock, 1.0, calls)
 
@@ -140,14 +143,12 @@ def test_a_run_stopped_during_training_resumes_with_the_adapters_it_saved(tiny_m
         return trainer(*args)
 
     with pytest.raises(KeyboardInterrupt):
-        train_adapters(str(tiny_model_dir), tasks, settings, tmp_path / "adapters", ENCODER, TEMPLATE, 8192,
-                       deadline=None, log=lambda _: None, trainer=killed_on_the_third, clock=clock)
+        train_adapters(job, tasks, log=lambda _: None, trainer=killed_on_the_third, clock=clock)
     assert sorted(read_adapters(tmp_path / "adapters")) == ["task0", "task1"]
     assert not (tmp_path / "adapters" / "task2").exists()
     calls.clear()
     lines = []
-    adapters = train_adapters(str(tiny_model_dir), tasks, settings, tmp_path / "adapters", ENCODER, TEMPLATE, 8192,
-                              deadline=None, log=lines.append, trainer=trainer, clock=clock)
+    adapters = train_adapters(job, tasks, log=lines.append, trainer=trainer, clock=clock)
     assert calls == [4]  # only task2 is trained again
     assert sorted(adapters) == ["task0", "task1", "task2"]
     assert any("2 adapter(s) already in" in line for line in lines)
@@ -168,8 +169,8 @@ def test_an_adapter_lowers_its_tasks_loss_and_is_saved_whole(tiny_model_dir, tok
 
     task = flip_task("flip", pairs=4)
     settings = TttSettings(mode="task", steps=24, min_steps=4, examples_per_step=4, learning_rate=3e-3, rank=8)
-    adapters = train_adapters(str(tiny_model_dir), [task], settings, tmp_path / "adapters", ENCODER, TEMPLATE, 8192,
-                              deadline=None, log=lambda _: None)
+    adapters = train_adapters(AdapterJob(str(tiny_model_dir), settings, FORMAT, tmp_path / "adapters"), [task],
+                              log=lambda _: None)
     saved = adapters["flip"]
     assert saved.steps == 24 and saved.rank == 8
     with safe_open(f"{saved.path}/adapter_model.safetensors", "pt") as f:
@@ -190,9 +191,8 @@ def test_shared_mode_trains_one_adapter_for_every_task(tiny_model_dir, tmp_path)
     tasks = [flip_task(f"task{i}") for i in range(3)]
     calls = []
     clock = FakeClock()
-    adapters = train_adapters(str(tiny_model_dir), tasks, TttSettings(mode="shared", steps=6, min_steps=2), tmp_path,
-                              ENCODER, TEMPLATE, 8192, deadline=None, log=lambda _: None,
-                              trainer=slow_trainer(clock, 1.0, calls), clock=clock)
+    job = AdapterJob(str(tiny_model_dir), TttSettings(mode="shared", steps=6, min_steps=2), FORMAT, tmp_path)
+    adapters = train_adapters(job, tasks, log=lambda _: None, trainer=slow_trainer(clock, 1.0, calls), clock=clock)
     assert list(adapters) == [SHARED] and calls == [6]
     assert {adapter_for_task(adapters, t.id) for t in tasks} == {str(tmp_path / SHARED)}
 
@@ -203,8 +203,8 @@ def test_on_several_gpus_each_training_process_takes_its_share_of_the_tasks(tiny
     tasks = [flip_task(f"task{i}") for i in range(3)]
     settings = TttSettings(mode="task", steps=2, min_steps=1, examples_per_step=1)
     lines = []
-    adapters = train_in_child(str(tiny_model_dir), tasks, settings, tmp_path / "adapters", ENCODER, TEMPLATE, 8192,
-                              deadline=None, log=lines.append, gpus=2)
+    adapters = train_in_child(AdapterJob(str(tiny_model_dir), settings, FORMAT, tmp_path / "adapters"), tasks,
+                              log=lines.append, gpus=2)
     out = capfd.readouterr().out
     assert sorted(adapters) == ["task0", "task1", "task2"] and lines == []
     assert {a.steps for a in adapters.values()} == {2}
@@ -212,9 +212,10 @@ def test_on_several_gpus_each_training_process_takes_its_share_of_the_tasks(tiny
 
 
 def test_each_tasks_prompts_name_its_adapter(sample_challenges, tokenizer):
-    from submission.pipeline import RunSettings, plan_work, prepare_requests
+    from submission.pipeline import plan_work, prepare_requests
+    from submission.settings import RunSettings
 
-    settings = RunSettings(encoder=ENCODER, template=TEMPLATE)
+    settings = RunSettings.of(encoder=ENCODER, template=TEMPLATE)
     items = plan_work(sample_challenges.tasks, settings)
     first = sorted(sample_challenges.tasks)[0]
     ready, _ = prepare_requests(sample_challenges.tasks, items, tokenizer, 8192, settings, log=lambda _: None,

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, SAMPLE
+from conftest import EAGER, ROOT, SAMPLE
 from submission.encoders import get_encoder
 from submission.engine import EngineSettings, GenerationRequest, ScoreRequest, VllmEngine
 from submission.finetune import training_example
@@ -60,6 +60,7 @@ def forced(tiny_model_dir, tokenizer, sample_challenges, tmp_path_factory):
 @pytest.fixture(scope="module")
 def lora_engine(tiny_model_dir):
     engine = VllmEngine(EngineSettings(str(tiny_model_dir), dtype="float32", cpu_kv_cache_gib=1, max_lora_rank=32,
+                                       enforce_eager=EAGER,
                                        lora_adapters=2), log=lambda _: None)
     yield engine
     engine.close()
@@ -93,14 +94,14 @@ def test_run_with_ttt_trains_an_adapter_per_task_and_predicts_through_them(tiny_
     command = [sys.executable, "-m", "submission", "run", "--challenges", str(SAMPLE / "challenges.json"),
                "--model", str(tiny_model_dir), "--out", str(out), "--max-tokens", "16", "--ttt", "task",
                "--ttt-steps", "4", "--ttt-min-steps", "2", "--ttt-examples-per-step", "2",
-               "--encoder", ENCODER, "--template", TEMPLATE]
+               "--encoder", ENCODER, "--template", TEMPLATE, "--enforce-eager"]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     record = json.loads((out / "run.json").read_text())
     tasks = json.loads((SAMPLE / "challenges.json").read_text())
     trainable = sorted(t for t, task in tasks.items() if len(task["train"]) >= 2)
-    assert record["status"] == "done" and record["settings"]["ttt"] == "task"
+    assert record["status"] == "done" and record["settings"]["ttt"]["mode"] == "task"
     assert sorted(record["ttt"]["adapters"]) == trainable
     assert all(a["steps"] == 4 and a["rank"] == 8 for a in record["ttt"]["adapters"].values())
     assert record["engine"]["lora"]["max_lora_rank"] == 8
