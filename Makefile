@@ -46,11 +46,13 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium; } \
 		|| echo "make test: the browser test needs Debian's chromium: sudo apt-get install chromium"
 
+# Two test processes (pytest-xdist), whole files each: most of the time goes to starting vLLM engines,
+# whose imports use one core. The slowest tests are listed at the end (docs/benchmarks.md, section 8).
 test: $(STAMP) browser
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n 2 --dist loadfile --durations=20 tests
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not engine and not network" tests
+	$(PY) -m pytest -n 2 --dist loadfile -m "not engine and not network" tests
 
 bundle: $(STAMP)
 	$(PY) build_bundle.py --skip-wheels
