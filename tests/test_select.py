@@ -91,3 +91,8 @@ def test_a_copy_of_the_test_input_ranks_last_and_the_next_grids_take_the_attempt
     assert submission["6ea4a07e"][1] == {"attempt_1": A, "attempt_2": copy}  # 3 votes for the copy, 1 for A
     two_more = one_more + [pred(B, -9.0, task_id="6ea4a07e", test_index=1)]
     assert build_submission(sample_challenges, two_more, grid_vote)["6ea4a07e"][1] == {"attempt_1": A, "attempt_2": B}
+
+
+def test_a_parse_error_among_the_predictions_is_passed_over_not_the_end_of_them():
+    ranked = candidates([pred(None), pred(A), pred(None), pred(B), pred(B)])
+    assert [(c.as_list(), c.votes) for c in ranked] == [(B, 2), (A, 1)]
