@@ -189,7 +189,7 @@ class RunSettings:
 
     def options(self) -> dict:
         """Every setting by option name: what ``of`` takes."""
-        return {_GROUPS[name][1] + key: value for name, group in asdict(self).items() for key, value in group.items()}
+        return recorded_options(asdict(self))
 
     def replace(self, **options) -> "RunSettings":
         return RunSettings.of(**{**self.options(), **options})
