@@ -203,8 +203,8 @@ def enumerate_completions(
                             "tokens": stats.tokens - tokens_before, "seconds": round(time.perf_counter() - started, 3)})
 
     for _ in range(settings.max_rounds):
-        if not frontier:
-            break
+        if not frontier or (deadline is not None and time.monotonic() >= deadline):
+            break  # past the deadline the frontier is dropped unsent: each call would only be aborted
         # each prompt's most probable branches, as many as it has candidate slots left
         frontier.sort(key=lambda b: -b.logprob)
         slots = {i: settings.max_candidates - len(c) for i, c in enumerate(found) if c is not None}

@@ -334,6 +334,8 @@ class VllmEngine:
         None; finished ones are kept."""
         if not requests:
             return []
+        if deadline is not None and time.monotonic() >= deadline:
+            return [None] * len(requests)  # enqueueing only to abort costs a step per call under load
         params = [_sampling_params(r) for r in requests]
         prompts = [{"prompt_token_ids": list(r.prompt_token_ids)} for r in requests]
         # enqueue + our own step loop (what LLM.generate does inside) so we can abort at a deadline

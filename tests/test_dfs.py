@@ -378,13 +378,16 @@ SCRIPT = scripted({
 })
 
 
+LATER = 1e12  # a deadline on the monotonic clock that no test reaches
+
+
 def run_script(monkeypatch, **request):
     engine = ToyEngine(model=SCRIPT, seconds=0.1234)
     monkeypatch.setattr(time, "perf_counter", lambda: engine.clock)  # each call takes 0.1234 s
     stats = DfsStats()
     requests = [GenerationRequest(p, 8, **request) for p in (P, Q)]
     results = enumerate_completions(engine, requests, Ending(decode, frozenset({END}), ()),
-                                    DfsSettings(0.2, 8, 8, piece_tokens=1), deadline=12.5, stats=stats)
+                                    DfsSettings(0.2, 8, 8, piece_tokens=1), deadline=LATER, stats=stats)
     return engine, stats, results
 
 
@@ -418,9 +421,21 @@ def test_completions_exactly_at_min_prob_are_found_whole_and_in_pieces(monkeypat
                                {"branches": 1, "candidates": 6, "tokens": 2, "seconds": 0.123}]
 
 
+def test_past_the_deadline_no_round_is_sent_and_its_branches_count_as_dropped(monkeypatch):
+    engine = ToyEngine(model=SCRIPT, seconds=1.0)  # the greedy call ends at 101 s, past the deadline
+    monkeypatch.setattr(time, "monotonic", lambda: engine.clock)
+    stats = DfsStats()
+    results = enumerate_completions(engine, [GenerationRequest(p, 8) for p in (P, Q)], Ending(decode, frozenset({END}), ()),
+                                    DfsSettings(0.2, 8, 8, piece_tokens=1), deadline=100.5, stats=stats)
+    assert len(engine.calls) == 1 and stats.rounds == 1  # the greedy pass only: its answers are kept
+    assert [[c.token_ids for c in r] for r in results] == [[(0, 0, 0, 0, END)], [(1, 1, 2, 0, END)]]
+    # P's branches 1, 2, 3 and Q's END, 2 and 1 1 3, none sent
+    assert stats.branches_dropped == 6 and stats.branches_sent == 0
+
+
 def test_every_call_is_greedy_with_the_top_k_and_the_deadline(monkeypatch):
     engine, _, _ = run_script(monkeypatch, n=4, temperature=0.9, seed=3, stop=("dd",))
-    assert engine.deadlines == [12.5] * 3
+    assert engine.deadlines == [LATER] * 3
     for number, call in enumerate(engine.requests):
         for r in call:
             assert (r.n, r.temperature, r.top_logprobs, r.stop) == (1, 0.0, 5, ("dd",))
@@ -474,10 +489,10 @@ def test_the_stats_account_for_every_engine_call(monkeypatch):
     monkeypatch.setattr(time, "perf_counter", lambda: engine.clock)
     requests = [GenerationRequest(p, 8, n=3, temperature=0.7, seed=11) for p in prompts]
     results = enumerate_completions(engine, requests, Ending(decode, frozenset({END}), ()), settings,
-                                    deadline=42.0, stats=stats)
+                                    deadline=LATER + 1, stats=stats)
     threshold = math.log(0.05)
     calls, outputs = engine.requests, engine.results
-    assert stats.rounds == len(calls) >= 4 and engine.deadlines == [42.0] * len(calls)
+    assert stats.rounds == len(calls) >= 4 and engine.deadlines == [LATER + 1] * len(calls)
     assert [r.prompt_token_ids for r in calls[0]] == prompts
     assert all((r.n, r.temperature, r.top_logprobs, r.seed, r.max_tokens) == (1, 0.0, settings.top_k, 11, 8)
                for r in calls[0])

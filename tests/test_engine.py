@@ -110,7 +110,7 @@ def test_the_committed_demo_model_answers_in_its_format_and_solves_a_demo_task(t
     assert metrics["overall"]["score"] > 0
 
 
-def test_a_passed_deadline_aborts_in_flight_requests_and_the_engine_goes_on(vllm_engine, tokenizer):
+def test_a_passed_deadline_answers_none_for_every_request_and_the_engine_goes_on(vllm_engine, tokenizer):
     import time
 
     ids = tuple(tokenizer.encode("<|im_start|>user\n1 2 3<|im_end|>\n", add_special_tokens=False))
