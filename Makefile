@@ -49,10 +49,10 @@ browser:
 # Two test processes (pytest-xdist), whole files each: most of the time goes to starting vLLM engines,
 # whose imports use one core. The slowest tests are listed at the end (docs/benchmarks.md, section 8).
 test: $(STAMP) browser
-	$(PY) -m pytest -n 2 --dist loadfile --durations=20 tests
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20 tests
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -m "not engine and not network" tests
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not engine and not network" tests
 
 bundle: $(STAMP)
 	$(PY) build_bundle.py --skip-wheels

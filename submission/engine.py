@@ -6,6 +6,7 @@ a request is a tokenized prompt with its sampling settings. Test doubles impleme
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -156,6 +157,12 @@ class EngineSettings:
     max_lora_rank: int = 0
     max_loras: int = 8  # distinct adapters in one scheduled batch (more wait for a slot; all stay loaded)
     lora_adapters: int = 0  # adapters the run will name: kept in CPU memory, so none is ever reloaded
+    # True: vLLM's engine core runs in this process instead of two child processes; a start of the
+    # tiny model on a 2-core CPU took 12 s instead of 29 s. One such engine per process at a time:
+    # closing it tears down vLLM's process-wide state (its parallel groups), which a second would
+    # need. The tests' session engine uses it; runs keep vLLM's default, the core in a process of
+    # its own, which is what Kaggle's GPUs run.
+    in_process: bool = False
 
 
 def _aborted(output) -> bool:
@@ -287,6 +294,31 @@ def llm_arguments(settings: EngineSettings, device: Device, dtype: str, max_mode
     return arguments
 
 
+_IN_PROCESS_ENGINES: set[int] = set()  # the engine with its vLLM core in this process, if one runs
+
+
+@contextlib.contextmanager
+def _core_in_process(wanted: bool):
+    """VLLM_ENABLE_V1_MULTIPROCESSING=0 while one engine starts, then as it was. A core in this
+    process turns on vLLM's cache of its variables (vllm.envs.enable_envs_cache); it is turned off
+    again, so that a later engine of this process reads them as they are then."""
+    if not wanted:
+        yield
+        return
+    key, before = "VLLM_ENABLE_V1_MULTIPROCESSING", os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
+    os.environ[key] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+        import vllm.envs
+
+        getattr(vllm.envs, "disable_envs_cache", lambda: None)()
+
+
 class VllmEngine:
     """vLLM's offline ``LLM``, built once; every ``generate`` is one batched call."""
 
@@ -303,7 +335,14 @@ class VllmEngine:
         self._lora_ids: dict[str, int] = {}  # adapter folder -> vLLM's integer id, stable for the engine's life
         arguments = llm_arguments(settings, self.device, self.dtype, self.max_model_len)
         started = time.perf_counter()
-        self.llm = vllm.LLM(**arguments)
+        if settings.in_process and _IN_PROCESS_ENGINES:
+            raise ValueError("an engine with its vLLM core in this process is already running here: closing "
+                             "either would tear down the state the other runs on; close it first, or start "
+                             "this one with in_process=False")
+        with _core_in_process(settings.in_process):
+            self.llm = vllm.LLM(**arguments)
+        if settings.in_process:
+            _IN_PROCESS_ENGINES.add(id(self))
         self.start_seconds = time.perf_counter() - started
         log(f"engine: vLLM {self.vllm_version} on {self.device.kind} ({self.dtype}), "
             f"context {self.max_model_len}, started in {self.start_seconds:.1f}s")
@@ -436,6 +475,12 @@ class VllmEngine:
         core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()
+        _IN_PROCESS_ENGINES.discard(id(self))
+
+    def core_process(self) -> str:
+        """Where vLLM's engine core runs, read from the client vLLM built (InprocClient or an MP client)."""
+        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        return "this process" if "Inproc" in type(core).__name__ else "its own process"
 
     def describe(self) -> dict:
         return {
@@ -449,6 +494,7 @@ class VllmEngine:
             "dtype": self.dtype,
             "max_model_len": self.max_model_len,
             "start_seconds": round(self.start_seconds, 2),
+            "core": self.core_process(),
             "environment": self.environment,
             **({"lora": lora_engine_kwargs(self.settings)} if self.settings.max_lora_rank else {}),
         }

@@ -1,13 +1,11 @@
-"""Depth-first enumeration through real vLLM on the trained demo model, against a plain depth-first
-search over transformers (both float32), and `run --mode dfs` end to end."""
+"""The trained demo model through real vLLM (float32, one engine for the file): its greedy answers in
+its own format, depth-first enumeration against a plain depth-first search over transformers, and
+runs in dfs mode, whole and cut by a time budget."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -16,7 +14,8 @@ from submission.augment import plan_augmentations
 from submission.dfs import DfsSettings, DfsStats, enumerate_completions, model_ending
 from submission.encoders import get_encoder
 from submission.engine import EngineSettings, GenerationRequest, VllmEngine
-from submission.prompts import answer_token_budget, build_prompt, get_template, load_tokenizer
+from submission.prompts import answer_token_budget, build_prompt, get_template, load_tokenizer, read_model_format
+from submission.settings import RunSettings
 from submission.tasks import load_challenges
 
 pytestmark = pytest.mark.engine
@@ -72,8 +71,7 @@ def reference_dfs(model, prompt: tuple[int, ...], max_tokens: int, ends: frozens
 @pytest.fixture(scope="module")
 def demo_fp32_engine():
     engine = VllmEngine(EngineSettings(str(DEMO_MODEL), dtype="float32", cpu_kv_cache_gib=1, max_model_len=8192,
-                                       enforce_eager=EAGER,
-                                       max_logprobs=64),
+                                       enforce_eager=EAGER, max_logprobs=64),
                         log=lambda _: None)
     yield engine
     engine.close()
@@ -107,23 +105,41 @@ def test_enumeration_on_vllm_finds_what_a_plain_search_over_transformers_finds(d
     assert stats.branches_sent > 0
 
 
-def test_run_in_dfs_mode_records_every_candidate_ranked_by_probability(tmp_path):
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
-    command = [sys.executable, "-m", "submission", "run", "--challenges", str(DEMO_TASKS / "challenges.json"),
-               "--solutions", str(DEMO_TASKS / "solutions.json"), "--model", str(DEMO_MODEL),
-               "--augmentations", "2", "--mode", "dfs", "--min-prob", "0.1", "--selector", "found+judge",
-               "--judge-views", "2", "--enforce-eager"]
-    done = subprocess.run(command + ["--out", str(tmp_path / "whole"), "--time-budget", "0"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    record = json.loads((tmp_path / "whole" / "run.json").read_text())
+def test_the_committed_demo_model_answers_in_its_format_and_solves_a_demo_task(demo_fp32_engine, tmp_path):
+    """The trained model through real vLLM, asked in the format its arc_format.json names: grids that
+    parse, a task solved. (In float32 here; the notebook's commit run runs it through the CLI in the
+    engine's default dtype.)"""
+    from submission.pipeline import run
+
+    recorded, problem = read_model_format(DEMO_MODEL)
+    assert problem is None and recorded == {"encoder": "shape-row-numbers", "template": "output-from-examples-compact"}
+    record = run(load_challenges(DEMO_TASKS / "challenges.json"), demo_fp32_engine, load_tokenizer(str(DEMO_MODEL)),
+                 tmp_path, RunSettings.of(**recorded, time_budget=None), {"model": str(DEMO_MODEL)},
+                 DEMO_TASKS / "solutions.json", log=lambda _: None)
+    assert record["status"] == "done"
+    assert record["parsed"] >= 0.8 * record["predictions"]  # 113 of 128 when it was committed
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    solved = {t["task_id"] for t in metrics["tasks"] if t["score"] == 1.0}
+    assert solved & set(json.loads((DEMO_TASKS / "expected_solved.json").read_text())), solved
+    assert metrics["overall"]["score"] > 0
+
+
+def test_run_in_dfs_mode_records_every_candidate_ranked_by_probability(demo_fp32_engine, tmp_path):
+    from submission.pipeline import run
+
+    settings = RunSettings.of(encoder="shape-row-numbers", template="output-from-examples-compact", augmentations=2,
+                              mode="dfs", min_prob=0.1, selector="found+judge", judge_views=2, time_budget=None)
+    challenges = load_challenges(DEMO_TASKS / "challenges.json")
+    record = run(challenges, demo_fp32_engine, load_tokenizer(str(DEMO_MODEL)), tmp_path / "whole", settings,
+                 {"model": str(DEMO_MODEL)}, DEMO_TASKS / "solutions.json", log=lambda _: None)
     assert record["status"] == "done" and record["settings"]["generation"]["mode"] == "dfs"
     rows = [json.loads(line) for line in open(tmp_path / "whole" / "predictions.jsonl")]
     views = {(r["task_id"], r["test_index"], r["augmentation"]) for r in rows}
-    test_inputs = sum(len(t.test_inputs) for t in load_challenges(DEMO_TASKS / "challenges.json").tasks.values())
+    test_inputs = sum(len(t.test_inputs) for t in challenges.tasks.values())
     assert len(views) == 2 * test_inputs
     assert record["predictions"] == len(rows) > len(views) == sum(r["sample"] == 0 for r in rows)
     assert record["dfs"]["candidates"] == len(rows) and record["dfs"]["branches_sent"] > 0
+    assert record["judge"]["computed"] > 0 and record["judge"]["views"] == 2
     for view in views:  # sample = rank by probability; every one but the greedy at least min_prob
         ranked = sorted((r for r in rows if (r["task_id"], r["test_index"], r["augmentation"]) == view),
                         key=lambda r: r["sample"])
@@ -133,13 +149,11 @@ def test_run_in_dfs_mode_records_every_candidate_ranked_by_probability(tmp_path)
     assert json.loads((tmp_path / "whole" / "metrics.json").read_text())["overall"]["score"] > 0
 
 
-
 def test_a_dfs_run_cut_by_its_budget_ends_inside_it_with_what_it_found(demo_fp32_engine, tmp_path):
     import time
     from dataclasses import replace
 
     from submission.pipeline import run
-    from submission.settings import RunSettings
     from submission.submit import validate_submission
 
     challenges = load_challenges(DEMO_TASKS / "challenges.json")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, SAMPLE
+from conftest import EAGER, ROOT, SAMPLE
 from submission.engine import EngineSettings, start_engine
 from submission.pipeline import plan_work, run
 from submission.settings import RunSettings
@@ -86,7 +86,8 @@ def _start_and_signal(command, predictions, at_least, sig, log_path):
     return process.returncode, log_path.read_text()
 
 
-def test_sigterm_then_sigkill_then_an_unbudgeted_resume_does_each_work_item_once(tiny_model_dir, sample_challenges,
+def test_sigterm_then_sigkill_then_an_unbudgeted_resume_does_each_work_item_once(vllm_engine, tokenizer,
+                                                                                 tiny_model_dir, sample_challenges,
                                                                                  tmp_path):
     (tmp_path / "model").symlink_to(tiny_model_dir)
     out = tmp_path / "run"
@@ -107,9 +108,11 @@ def test_sigterm_then_sigkill_then_an_unbudgeted_resume_does_each_work_item_once
     before_last = _lines(predictions)
     assert after_term < before_last < 160
 
-    # the resume has no time budget (not a setting a resume must share): every round runs, both here
-    done = subprocess.run(_cli(out) + ["--time-budget", "0"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    # The resume has no time budget (not a setting a resume must share): every round runs, both here.
+    # It runs in this process on the session's engine (same model, same settings as _cli's): the two
+    # runs above are the processes a signal needs; a third would only add an engine start.
+    settings = RunSettings.of(augmentations=16, adaptive=False, chunk_prompts=8, max_tokens=24, time_budget=None)
+    run(sample_challenges, vllm_engine, tokenizer, out, settings, {"model": str(out.parent / "model")}, log=quiet)
     record = load(out / "run.json")
     assert record["status"] == "done" and record["settings"]["budget"]["time_budget"] is None
     rounds = [r["round"] for r in record["rounds"]]
@@ -125,7 +128,8 @@ def test_start_up_out_of_memory_is_retried_once_with_a_smaller_context(tiny_mode
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
     lines = []
     # 3 MiB of KV cache holds ~6000 tokens of the tiny model: not its 8192 context, but half of it
-    engine = start_engine(EngineSettings(str(tiny_model_dir), kv_cache_bytes=3 * 2**20), log=lines.append)
+    engine = start_engine(EngineSettings(str(tiny_model_dir), kv_cache_bytes=3 * 2**20, enforce_eager=EAGER),
+                          log=lines.append)
     try:
         assert engine.max_model_len == 4096
         assert sum(line.startswith("engine: start-up failed") for line in lines) == 1
@@ -140,15 +144,17 @@ def test_two_workers_one_killed_mid_run_make_the_work_items_one_engine_makes(vll
     first chunk: the other takes its work over, and the run records exactly the work items of one engine."""
     import psutil
 
-    settings = RunSettings.of(augmentations=8, max_tokens=16, time_budget=None)
+    # 160 prompts, about 20 s of generation: the kill after the first chunk has most of the run to land
+    # in (with 80, a run under make test's load once ended before the kill reached a worker)
+    settings = RunSettings.of(augmentations=16, max_tokens=16, adaptive=False, time_budget=None)
     run(sample_challenges, vllm_engine, tokenizer, tmp_path / "one", settings, {}, log=quiet)
     one = [p.key for p in read_predictions(tmp_path / "one" / "predictions.jsonl")]
 
     (tmp_path / "model").symlink_to(tiny_model_dir)
     out = tmp_path / "two"
     command = [sys.executable, "-m", "submission", "run", "--challenges", str(SAMPLE / "challenges.json"),
-               "--model", str(tmp_path / "model"), "--out", str(out), "--augmentations", "8", "--max-tokens", "16",
-               "--chunk-prompts", "8", "--workers", "2", "--cpu-kv-cache-gib", "0.5", "--time-budget", "0",
+               "--model", str(tmp_path / "model"), "--out", str(out), "--augmentations", "16", "--max-tokens", "16",
+               "--no-adaptive", "--chunk-prompts", "8", "--workers", "2", "--cpu-kv-cache-gib", "0.5", "--time-budget", "0",
                "--enforce-eager"]
     with open(tmp_path / "log", "w") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
@@ -158,6 +164,7 @@ def test_two_workers_one_killed_mid_run_make_the_work_items_one_engine_makes(vll
             while _lines(predictions) < 8 and process.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.02)
             assert process.poll() is None, "the run ended before a worker could be killed"
+            killed_at = _lines(predictions)
             # the pool's workers are the run's direct children (multiprocessing spawn)
             workers = [p for p in psutil.Process(process.pid).children() if "spawn_main" in " ".join(p.cmdline())]
             assert len(workers) == 2
@@ -172,15 +179,16 @@ def test_two_workers_one_killed_mid_run_make_the_work_items_one_engine_makes(vll
     assert "2 workers ready" in text
     # killed mid-generation it "died"; killed between two chunks, the next send finds it "is gone"
     engine_lines = "\n".join(line for line in text.splitlines() if line.startswith(("engine:", "round")))
-    assert re.search(r"engine: worker \d (died|is gone)", text) and "sending them again" in text, engine_lines
+    assert re.search(r"engine: worker \d (died|is gone)", text) and "sending them again" in text, \
+        f"killed with {killed_at} predictions written\n{engine_lines}"
     record = load(out / "run.json")
-    assert record["status"] == "done" and record["predictions"] == 80
+    assert record["status"] == "done" and record["predictions"] == 160
     assert record["engine"]["engine"] == "vllm-pool" and record["engine"]["workers"] == 2
     # each worker process read the FlashInfer sampler's variable itself (engine.engine_environment), vLLM too
     assert [w["environment"] for w in record["engine"]["each"]] == [
         {"VLLM_USE_FLASHINFER_SAMPLER": "0", "set_by": "bundle", "vllm_reads": False}] * 2
     two = [p.key for p in read_predictions(predictions)]
-    assert len(two) == len(set(two)) == len(one) == 80
+    assert len(two) == len(set(two)) == len(one) == 160
     assert set(two) == set(one)
     assert validate_submission(sample_challenges, load(out / "submission.json")) == []
 

@@ -60,8 +60,7 @@ def forced(tiny_model_dir, tokenizer, sample_challenges, tmp_path_factory):
 @pytest.fixture(scope="module")
 def lora_engine(tiny_model_dir):
     engine = VllmEngine(EngineSettings(str(tiny_model_dir), dtype="float32", cpu_kv_cache_gib=1, max_lora_rank=32,
-                                       enforce_eager=EAGER,
-                                       lora_adapters=2), log=lambda _: None)
+                                       enforce_eager=EAGER, lora_adapters=2), log=lambda _: None)
     yield engine
     engine.close()
 
@@ -107,7 +106,3 @@ def test_run_with_ttt_trains_an_adapter_per_task_and_predicts_through_them(tiny_
     assert record["engine"]["lora"]["max_lora_rank"] == 8
     assert record["predictions"] == 8 * sum(len(t["test"]) for t in tasks.values())
     assert f"ttt: {len(trainable)} of {len(tasks)} tasks have an adapter" in done.stdout
-    # a second run on the folder trains nothing again
-    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
-    assert again.returncode == 0, again.stdout[-2000:]
-    assert f"ttt: {len(trainable)} adapter(s) already in" in again.stdout, again.stdout[-2000:]
