@@ -55,7 +55,7 @@ DECODINGS = {
 }
 
 
-def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, model, decodings, out, log):
+def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, model, decodings, out, log, judged=True):
     challenges = load_challenges(challenges_path)
     solutions, _ = load_solutions(solutions_path)
     fmt, _ = read_model_format(model)
@@ -81,20 +81,20 @@ def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, mode
         for k in reads:
             subset = view_subset(predictions, plans, k)
             judge = run_judge(challenges, subset, judge_settings, cache, Scorer(engine, tokenizer), model=str(model),
-                              log=lambda _: None)
+                              log=lambda _: None) if judged else None
             metrics = evaluate(solutions, build_submission(challenges, subset, get_selector("vote")), subset)["overall"]
             price_file = out / slug / "judge_speed.json"  # the price of a score, kept for rows the cache serves
-            if judge.computed:
+            if judge and judge.computed:
                 price_file.write_text(json.dumps({"seconds_per_score": judge.engine_seconds / judge.computed}))
             price = json.loads(price_file.read_text())["seconds_per_score"] if price_file.exists() else None
             row = {"set": name, "decoding": decoding, "views": k,
                    "candidates_per_view": round(len(subset) / (k * len(plans)), 2),
                    "parsed": round(sum(p.grid is not None for p in subset) / max(len(subset), 1), 3),
                    "pass_n": metrics["pass_n"], "generation_seconds": round(per_view * k * len(plans), 1),
-                   "judge_scores": judge.needed,
-                   "judge_seconds": round(price * judge.needed, 1) if price else None}
-            for method in SELECTORS:
-                selector = get_selector(method, judge.scores)
+                   "judge_scores": judge.needed if judge else None,
+                   "judge_seconds": round(price * judge.needed, 1) if judge and price else None}
+            for method in SELECTORS if judge else ("vote",):
+                selector = get_selector(method, judge.scores if judge else None)
                 ranking = rank_test_inputs(challenges, subset, selector)
                 top2 = {}
                 for key in plans:
@@ -105,10 +105,21 @@ def measure(name, slug, challenges_path, solutions_path, engine, tokenizer, mode
                 row["dfs"] = record["dfs"]
             rows.append(row)
             log(f"  {k} views: {row['candidates_per_view']} candidates/view, pass_n {row['pass_n']:.3f}, "
-                f"top-2 vote {row['vote_top2']:.3f} judge {row['judge_top2']:.3f} "
-                f"found+judge {row['found+judge_top2']:.3f}, {row['generation_seconds']} s generation")
+                f"top-2 vote {row['vote_top2']:.3f} judge {_figure(row.get('judge_top2'))} "
+                f"found+judge {_figure(row.get('found+judge_top2'))}, {row['generation_seconds']} s generation")
     return {"set": name, "tasks": len(challenges.tasks), "test_inputs": len(plan_views(challenges.tasks, RunSettings.of(
         augmentations=1, **base))), "rows": rows}
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _judge_seconds(row: dict) -> str:
+    """A row's judge seconds; "cached" when its scores came from an earlier row, "-" when not judged."""
+    if row.get("judge_scores") is None:
+        return "-"
+    return str(row["judge_seconds"]) if row["judge_seconds"] else "cached"
 
 
 def _shown(path: str) -> str:
@@ -131,8 +142,8 @@ def markdown(result: dict) -> str:
         for r in s["rows"]:
             lines.append(f"| {r['decoding']} | {r['views']} | {r['candidates_per_view']} | {r.get('parsed', '-')} | "
                          f"{r['pass_n']:.3f} | "
-                         f"{r['vote_top2']:.3f} | {r['judge_top2']:.3f} | {r['found+judge_top2']:.3f} | "
-                         f"{r['generation_seconds']} | {r['judge_seconds'] or 'cached'} |")
+                         f"{r['vote_top2']:.3f} | {_figure(r.get('judge_top2'))} | {_figure(r.get('found+judge_top2'))} | "
+                         f"{r['generation_seconds']} | {_judge_seconds(r)} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -147,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="decodings on the held-out set (default: all but beam search, which vLLM runs one "
                              "engine call per token: about 10x greedy on this CPU)")
     parser.add_argument("--sets", default="in-family,heldout")
+    parser.add_argument("--judge-sets", default="in-family,heldout",
+                        help="the sets whose candidates the judge scores (its top-4 under 8 views cost more than "
+                             "greedy generation on this CPU); the others get the vote only (default: %(default)s)")
     parser.add_argument("--heldout", type=int, default=100, help="held-out generated tasks (default: %(default)s)")
     parser.add_argument("--heldout-max-side", type=int, default=12)
     parser.add_argument("--heldout-seed", type=int, default=0)
@@ -173,12 +187,13 @@ def main(argv: list[str] | None = None) -> int:
             if wanted == "in-family":
                 sets.append(measure("real ARC-AGI-1 tasks in the families", "in-family", IN_FAMILY / "challenges.json",
                                     IN_FAMILY / "solutions.json", engine, tokenizer, args.model, decodings, args.out,
-                                    log))
+                                    log, "in-family" in args.judge_sets.split(",")))
             elif wanted == "heldout":
                 ch, sol = write_heldout(args.out / "heldout-tasks", args.heldout, args.heldout_seed,
                                         args.heldout_max_side)
                 sets.append(measure(f"held-out generated ({args.heldout}, seed {args.heldout_seed})", "heldout", ch,
-                                    sol, engine, tokenizer, args.model, heldout_decodings, args.out, log))
+                                    sol, engine, tokenizer, args.model, heldout_decodings, args.out, log,
+                                    "heldout" in args.judge_sets.split(",")))
             else:
                 parser.error(f"unknown set {wanted!r}; choose from in-family, heldout")
         engine_info = engine.describe()
