@@ -4,7 +4,6 @@ import os
 import stat
 
 import numpy as np
-import orjson
 import pytest
 
 from submission import submit
