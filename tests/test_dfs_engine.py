@@ -114,10 +114,10 @@ def test_the_committed_demo_model_answers_in_its_format_and_solves_a_demo_task(d
     recorded, problem = read_model_format(DEMO_MODEL)
     assert problem is None and recorded == {"encoder": "shape-row-numbers", "template": "output-from-examples-compact"}
     record = run(load_challenges(DEMO_TASKS / "challenges.json"), demo_fp32_engine, load_tokenizer(str(DEMO_MODEL)),
-                 tmp_path, RunSettings.of(**recorded, time_budget=None), {"model": str(DEMO_MODEL)},
+                 tmp_path, RunSettings.of(**recorded, augmentations=4, time_budget=None), {"model": str(DEMO_MODEL)},
                  DEMO_TASKS / "solutions.json", log=lambda _: None)
     assert record["status"] == "done"
-    assert record["parsed"] >= 0.8 * record["predictions"]  # 113 of 128 when it was committed
+    assert record["parsed"] >= 0.8 * record["predictions"]  # 80 of 80 at 4 views (113 of 128 at 8, committed)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     solved = {t["task_id"] for t in metrics["tasks"] if t["score"] == 1.0}
     assert solved & set(json.loads((DEMO_TASKS / "expected_solved.json").read_text())), solved
