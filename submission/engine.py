@@ -158,7 +158,7 @@ class EngineSettings:
     max_loras: int = 8  # distinct adapters in one scheduled batch (more wait for a slot; all stay loaded)
     lora_adapters: int = 0  # adapters the run will name: kept in CPU memory, so none is ever reloaded
     # True: vLLM's engine core runs in this process instead of two child processes; a start of the
-    # tiny model on a 2-core CPU took 12 s instead of 29 s. One such engine per process at a time:
+    # tiny model on a 2-core CPU took 11.5 s instead of 27.4 s (bench/engine_start.py). One such engine per process at a time:
     # closing it tears down vLLM's process-wide state (its parallel groups), which a second would
     # need. The tests' session engine uses it; runs keep vLLM's default, the core in a process of
     # its own, which is what Kaggle's GPUs run.
@@ -294,7 +294,7 @@ def llm_arguments(settings: EngineSettings, device: Device, dtype: str, max_mode
     return arguments
 
 
-_IN_PROCESS_ENGINES: set[int] = set()  # the engine with its vLLM core in this process, if one runs
+_in_process_engine: "VllmEngine | None" = None  # the engine with its vLLM core in this process, if one runs
 
 
 @contextlib.contextmanager
@@ -335,14 +335,15 @@ class VllmEngine:
         self._lora_ids: dict[str, int] = {}  # adapter folder -> vLLM's integer id, stable for the engine's life
         arguments = llm_arguments(settings, self.device, self.dtype, self.max_model_len)
         started = time.perf_counter()
-        if settings.in_process and _IN_PROCESS_ENGINES:
+        global _in_process_engine
+        if settings.in_process and _in_process_engine is not None:
             raise ValueError("an engine with its vLLM core in this process is already running here: closing "
                              "either would tear down the state the other runs on; close it first, or start "
                              "this one with in_process=False")
         with _core_in_process(settings.in_process):
             self.llm = vllm.LLM(**arguments)
         if settings.in_process:
-            _IN_PROCESS_ENGINES.add(id(self))
+            _in_process_engine = self
         self.start_seconds = time.perf_counter() - started
         log(f"engine: vLLM {self.vllm_version} on {self.device.kind} ({self.dtype}), "
             f"context {self.max_model_len}, started in {self.start_seconds:.1f}s")
@@ -470,17 +471,21 @@ class VllmEngine:
                                                  beam.cum_logprob, "stop" if ended else "length", generated))
         return results
 
+    def _core_client(self):
+        return getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+
     def close(self) -> None:
         """Stop the engine's worker processes now, rather than in vLLM's noisy exit hooks."""
-        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        global _in_process_engine
+        core = self._core_client()
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()
-        _IN_PROCESS_ENGINES.discard(id(self))
+        if _in_process_engine is self:
+            _in_process_engine = None
 
     def core_process(self) -> str:
         """Where vLLM's engine core runs, read from the client vLLM built (InprocClient or an MP client)."""
-        core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
-        return "this process" if "Inproc" in type(core).__name__ else "its own process"
+        return "this process" if "Inproc" in type(self._core_client()).__name__ else "its own process"
 
     def describe(self) -> dict:
         return {

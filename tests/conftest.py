@@ -9,7 +9,7 @@ SAMPLE = ROOT / "data" / "sample"
 # The test engines (and the runs the tests start, with --enforce-eager) skip torch.compile: a start
 # costs ~10 s less on this CPU, and nothing the tests check depends on it. tests/test_engine.py's CLI run
 # keeps vLLM's default path. The session's engine runs vLLM's core in the test process
-# (EngineSettings.in_process: 12 s a start instead of 29 s; one such engine per process); the other
+# (EngineSettings.in_process: 11.5 s a start instead of 27.4 s; one such engine per process); the other
 # engines and the runs the tests start keep it in a process of its own.
 EAGER = True
 
