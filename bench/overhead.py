@@ -7,9 +7,9 @@
    alternating order, each from an empty prefix cache; medians and their ratio.
 2. CPU part: the pipeline's own work per prediction (planning, rendering + tokenizing, parsing +
    un-augmenting, recording, selecting) with an instant fake engine, over a whole challenges
-   file (the ARC-AGI-1 evaluation set: 419 test inputs x 8 views), in microseconds per
-   prediction, with the model's tokenizer (the tiny model's is byte-level, one token per byte)
-   and a Qwen2-style BPE built offline.
+   file (by default the bundled ARC-AGI-2 evaluation set: 167 test inputs x 8 views), in
+   microseconds per prediction, with the model's tokenizer (the tiny model's is byte-level, one
+   token per byte) and Qwen2.5's real tokenizer, rebuilt offline (devkit/qwen_vocab.py).
 
     .venv/bin/python bench/overhead.py
     .venv/bin/python bench/overhead.py --cost-challenges PATH/arc-agi_evaluation_challenges.json

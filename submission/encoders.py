@@ -7,6 +7,7 @@ raises anything but ``ParseError``.
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 
@@ -35,20 +36,31 @@ def _check_rows(rows: list[str]) -> np.ndarray:
     return np.frombuffer("".join(rows).encode(), dtype=np.uint8).reshape(len(rows), width) - ord("0")
 
 
+# Each cell value's ASCII digit; "?" marks a value that is no single digit (the general path writes it).
+_DIGITS = np.full(256, ord("?"), dtype=np.uint8)
+_DIGITS[:10] = np.frombuffer(b"0123456789", dtype=np.uint8)
+_ROW_PREFIXES = tuple(f"{i} " for i in range(1, MAX_SIDE + 1))
+
+
 @dataclass(frozen=True)
 class Minimal:
     """One line per row, digits with no separator: ``12\\n34``."""
 
     def encode(self, grid: np.ndarray) -> str:
+        return "\n".join(self.encode_rows(grid))
+
+    def encode_rows(self, grid: np.ndarray) -> list[str]:
         grid = np.asarray(grid)
-        if grid.ndim != 2 or grid.size == 0 or grid.min() < 0 or grid.max() > 9:
-            return "\n".join("".join(map(str, row)) for row in grid.tolist())
-        # ARC cells are single digits: write the ASCII bytes at once (this runs ~8 times per prompt)
-        rows, cols = grid.shape
-        text = np.empty((rows, cols + 1), dtype=np.uint8)
-        text[:, :cols] = grid + ord("0")
-        text[:, cols] = ord("\n")
-        return text.tobytes()[:-1].decode("ascii")
+        if grid.ndim == 2 and grid.size:
+            if grid.dtype != np.uint8 and 0 <= grid.min() and grid.max() <= 9:
+                grid = grid.astype(np.uint8)
+            if grid.dtype == np.uint8:
+                # ARC cells are single digits: one table lookup writes them all (this runs ~8 times per prompt)
+                text = _DIGITS[grid].tobytes().decode("ascii")
+                if "?" not in text:
+                    cols = grid.shape[1]
+                    return [text[i : i + cols] for i in range(0, len(text), cols)]
+        return ["".join(map(str, row)) for row in grid.tolist()]
 
     def decode(self, text: str) -> np.ndarray:
         return self.decode_lines(text.strip("\n").split("\n"))
@@ -66,8 +78,12 @@ class RowNumbers:
     inner: object
 
     def encode(self, grid: np.ndarray) -> str:
-        lines = self.inner.encode(grid).split("\n")
-        return "\n".join(f"{i} {line}" for i, line in enumerate(lines, 1))
+        return "\n".join(self.encode_rows(grid))
+
+    def encode_rows(self, grid: np.ndarray) -> list[str]:
+        rows = self.inner.encode_rows(grid) or [""]  # no rows still writes one numbered line, as split("\n") would
+        prefixes = _ROW_PREFIXES if len(rows) <= len(_ROW_PREFIXES) else [f"{i} " for i in range(1, len(rows) + 1)]
+        return list(map(operator.add, prefixes, rows))  # map stops at the shorter: one prefix per row
 
     def decode(self, text: str) -> np.ndarray:
         return self.decode_lines(text.strip("\n").split("\n"))

@@ -183,11 +183,14 @@ def generate_predictions(
 
 def finish(
     challenges: Challenges, predictions: list[Prediction], out_dir: Path, selector: str,
-    solutions_path: Path | None, log=print, judge_scores: dict | None = None,
+    solutions_path: Path | None, log=print, judge_scores: dict | None = None, written: dict | None = None,
 ) -> dict | None:
-    """Select and write submission.json; with solutions, write and print metrics.json."""
-    submission = build_submission(challenges, predictions, get_selector(selector, judge_scores))
-    write_json_atomic(out_dir / "submission.json", submission)
+    """Select and write submission.json (``written``: the submission of these same predictions,
+    already in the file); with solutions, write and print metrics.json."""
+    submission = written
+    if submission is None:
+        submission = build_submission(challenges, predictions, get_selector(selector, judge_scores))
+        write_json_atomic(out_dir / "submission.json", submission)
     if solutions_path is None:
         return None
     solutions, problems = load_solutions(solutions_path)
@@ -274,9 +277,11 @@ def run(
     job = prepare(challenges, engine, tokenizer, out_dir, settings, inputs, log, fresh, started, adapters or {}, ttt)
     status = generate_rounds(job)
     judge_scores, judge_record = judge_candidates(job, status)
+    # the last round's submission.json holds every prediction unless the judge has scored since
+    written = job.submission if judge_scores is None and job.submission_of == len(job.predictions) else None
     with job.clock.stage("select_and_evaluate"):
         metrics = finish(challenges, job.predictions, out_dir, settings.selection.selector, solutions_path, log,
-                         judge_scores)
+                         judge_scores, written)
     return close_record(job, status, metrics, judge_record, started)
 
 
@@ -293,8 +298,8 @@ def prepare(challenges: Challenges, engine: Engine, tokenizer, out_dir: Path, se
     check_resumable(out_dir, settings, inputs.get("model"))
     predictions = list(read_predictions(predictions_path)) if predictions_path.exists() else []
     # Never end without a submission: write one from what exists before any generation.
-    write_json_atomic(out_dir / "submission.json",
-                      build_submission(challenges, predictions, get_selector(settings.selection.selector)))
+    submission = build_submission(challenges, predictions, get_selector(settings.selection.selector))
+    write_json_atomic(out_dir / "submission.json", submission)
     record = {
         "status": "running",
         "inputs": inputs,
@@ -312,7 +317,8 @@ def prepare(challenges: Challenges, engine: Engine, tokenizer, out_dir: Path, se
         log(f"resume: {len(predictions)} predictions already in {predictions_path}; their work is skipped")
 
     job = _Job(challenges, engine, tokenizer, settings, out_dir, deadline, log, predictions,
-               plan_views(challenges.tasks, settings), adapters=adapters, record=record, model=inputs.get("model"))
+               plan_views(challenges.tasks, settings), adapters=adapters, record=record, model=inputs.get("model"),
+               submission=submission, submission_of=len(predictions))
     generation, encoder = settings.generation, get_encoder(settings.format.encoder)
     if generation.mode == "dfs" or generation.restrict_vocabulary:
         # where a completion ends: dfs needs it, and the restricted vocabulary its end tokens
@@ -454,6 +460,8 @@ class _Job:
     allowed_token_ids: tuple[int, ...] = ()  # --restrict-vocabulary: the answer format's tokens
     record: dict = field(default_factory=dict)  # what run.json holds
     model: str | None = None  # the model folder (run.json's inputs)
+    submission: dict | None = None  # what submission.json holds, written by the last round
+    submission_of: int = -1  # how many predictions it was built from (the list only grows)
 
     def __post_init__(self):
         self.done = {p.key for p in self.predictions}
@@ -483,9 +491,10 @@ class _Job:
             return True
         prompts, new, unfinished = self._generate(items)
         with self.clock.stage("select"):
-            write_json_atomic(self.out_dir / "submission.json",
-                              build_submission(self.challenges, self.predictions,
-                                               get_selector(settings.selection.selector)))
+            self.submission = build_submission(self.challenges, self.predictions,
+                                               get_selector(settings.selection.selector))
+            self.submission_of = len(self.predictions)
+            write_json_atomic(self.out_dir / "submission.json", self.submission)
         seconds = time.monotonic() - started
         self.rounds.append({"round": number, "planned": planned, "prompts": prompts, "new_predictions": new,
                             "unfinished": unfinished, "seconds": round(seconds, 2)})

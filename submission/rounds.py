@@ -58,7 +58,7 @@ class Deadline:
 
 def agreement(predictions: list[Prediction]) -> tuple[int, float]:
     """(parsed predictions, share of them on the most voted grid)."""
-    grids = Counter(str(p.grid) for p in predictions if p.grid is not None)
+    grids = Counter(tuple(map(tuple, p.grid)) for p in predictions if p.grid is not None)
     parsed = sum(grids.values())
     return parsed, (max(grids.values()) / parsed if parsed else 0.0)
 

@@ -57,7 +57,7 @@ class Candidate:
 
 
 def as_grid(rows: Iterable[Iterable[int]]) -> Grid:
-    return tuple(tuple(int(v) for v in row) for row in rows)
+    return tuple(tuple(map(int, row)) for row in rows)
 
 
 def input_copies_last(ranked: list[Grid], test_input) -> list[Grid]:
@@ -82,7 +82,7 @@ def candidates(predictions: Iterable[Prediction]) -> list[Candidate]:
     for p in predictions:
         if p.grid is None:
             continue
-        grid = tuple(tuple(row) for row in p.grid)
+        grid = tuple(map(tuple, p.grid))
         votes[grid] += 1
         if p.cumulative_logprob is not None and p.token_count > 0:
             logprob[grid] += p.cumulative_logprob

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import orjson
 import pytest
 
@@ -152,3 +153,34 @@ def test_a_restricted_vocabulary_reaches_every_request_and_the_log(sample_challe
     assert {r.allowed_token_ids for r in unrestricted.requests} == {()}
     with pytest.raises(ValueError, match="not beam"):
         RunSettings.of(mode="beam", restrict_vocabulary=True)
+
+
+class JudgeFavouringEngine(ScriptedEngine):
+    """Writes A, A, B for every prompt (A wins the vote); as judge it finds B far likelier."""
+
+    def __init__(self, a: str, b: str, b_tokens: int):
+        super().__init__([Completion(a, 8, -1.0, "stop"), Completion(a, 8, -1.0, "stop"), Completion(b, 8, -1.0, "stop")])
+        self.b_tokens = b_tokens
+
+    def score(self, requests):
+        return [[-0.01 if len(r.continuation_token_ids) == self.b_tokens else -5.0] * len(r.continuation_token_ids)
+                for r in requests]
+
+
+def test_the_final_submission_is_the_judges_not_the_last_rounds_vote(sample_challenges, tokenizer, tmp_path):
+    # The last round writes the vote's submission.json; the judge's scores, computed after it, must
+    # rebuild it (the run keeps the round's submission only while no score has come in since).
+    encoder = get_encoder("shape-row-numbers")
+    a_grid, b_grid = [[5, 5], [5, 5]], [[7]]
+    a, b = (encoder.encode(np.array(g, dtype=np.uint8))[len(encoder.answer_start):] for g in (a_grid, b_grid))
+    b_tokens = len(tokenizer.encode("```grid" + b, add_special_tokens=False)) - len(tokenizer.encode("```grid", add_special_tokens=False))
+    settings = RunSettings.of(augmentations=1, samples=3, temperature=1.0, selector="judge", judge_top_k=2,
+                              judge_views=1, time_budget=None)
+    lines = []
+    record = run(sample_challenges, JudgeFavouringEngine(a, b, b_tokens), tokenizer, tmp_path, settings, {},
+                 log=lines.append)
+    assert record["status"] == "done" and record["judge"]["computed"] == 2 * 10
+    submission = orjson.loads((tmp_path / "submission.json").read_bytes())
+    attempts = [entry for entries in submission.values() for entry in entries]
+    assert len(attempts) == 10
+    assert all(entry == {"attempt_1": b_grid, "attempt_2": a_grid} for entry in attempts)

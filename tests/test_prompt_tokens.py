@@ -56,6 +56,19 @@ def test_checks_the_first_prompts_and_one_in_every_check_every(sample_challenges
     assert (fast.encodes, fast.checked) == (80, 3 + 4)  # prompts 1-3, then 20, 40, 60, 80
 
 
+def test_grid_tokens_with_ids_past_255_are_looked_up_exactly(sample_challenges, tokenizer):
+    # Qwen2's grid tokens all have ids under 256 (one bytes.translate per block); another
+    # tokenizer's need not, and then the lookup must not squeeze them into bytes.
+    class OneTokenPerCharacter:
+        def encode(self, text, add_special_tokens=True):
+            return [1000 + ord(c) for c in text]
+
+    prompts = sample_prompts(sample_challenges, tokenizer)
+    fast = PromptTokenizer(OneTokenPerCharacter(), check_first=0, check_every=10**9)
+    assert [fast.encode(p, add_special_tokens=False) for p in prompts] == [[1000 + ord(c) for c in p] for p in prompts]
+    assert fast.describe()["grid_rows_per_character"] is True and fast.fallback is None
+
+
 def test_a_tokenizer_that_merges_digits_gets_exact_ids_without_the_per_character_path(sample_challenges, tokenizer):
     prompts = sample_prompts(sample_challenges, tokenizer)
     gpt2_like = build_bpe_tokenizer(prompts, tokenizer.chat_template, "gpt2", vocab_size=2000)  # \p{N}+: digit runs merge

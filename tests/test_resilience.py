@@ -51,6 +51,23 @@ def test_engine_that_raises_on_its_second_call_leaves_a_full_submission(sample_c
     assert len(list(read_predictions(tmp_path / "predictions.jsonl"))) == 80
 
 
+def test_an_engine_failure_mid_round_leaves_a_submission_of_the_chunks_that_landed(sample_challenges,
+                                                                                   sample_solutions, tokenizer,
+                                                                                   tmp_path):
+    # The round's own submission.json is written only when it ends: the final one must be rebuilt
+    # from the first chunk's predictions, not kept from before the round.
+    settings = RunSettings.of(augmentations=8, chunk_prompts=40)
+    engine = FailingEngine(sample_challenges, sample_solutions, tokenizer, settings)
+    record = run(sample_challenges, engine, tokenizer, tmp_path, settings, {}, SAMPLE / "solutions.json", log=quiet)
+    assert engine.calls == [40, 40] and record["status"].startswith("engine failed")
+    predictions = list(read_predictions(tmp_path / "predictions.jsonl"))
+    answered = {(p.task_id, p.test_index) for p in predictions}
+    assert len(predictions) == 40 and answered
+    submission = json.loads((tmp_path / "submission.json").read_text())
+    for task_id, i in answered:
+        assert submission[task_id][i]["attempt_1"] == sample_solutions[task_id][i].tolist()
+
+
 def test_resume_skips_recorded_work_and_completes_the_plan(sample_challenges, sample_solutions, tokenizer, tmp_path):
     settings = RunSettings.of(augmentations=16, adaptive=False)
     first = FailingEngine(sample_challenges, sample_solutions, tokenizer, settings)
