@@ -296,6 +296,52 @@ def llm_arguments(settings: EngineSettings, device: Device, dtype: str, max_mode
 
 _in_process_engine: "VllmEngine | None" = None  # the engine with its vLLM core in this process, if one runs
 
+# What a watchdog process runs (argv: this process's pid, then the pids of the engine's processes).
+# vLLM's engine core does not watch the process that started it: when that process ends without
+# closing the engine (SIGKILL, SIGTERM outside a run's rounds, a crash), the core and its workers
+# stay, polling at ~60% of a core each on this machine, until killed by hand. The watchdog wakes
+# when its stdin (a pipe from this process) closes or its parent changes, and stops them; psutil
+# (a vLLM requirement) makes sure a pid is still the process it was, not a reuse of its number.
+_WATCHDOG = """
+import os, select, sys
+import psutil
+parent, procs = int(sys.argv[1]), []
+for pid in sys.argv[2:]:
+    try:
+        procs.append(psutil.Process(int(pid)))
+    except psutil.NoSuchProcess:
+        pass
+while os.getppid() == parent and not select.select([sys.stdin], [], [], 1.0)[0]:
+    pass
+for proc in procs:
+    try:
+        proc.terminate()
+    except psutil.NoSuchProcess:
+        pass
+for proc in psutil.wait_procs(procs, timeout=10)[1]:
+    try:
+        proc.kill()
+    except psutil.NoSuchProcess:
+        pass
+"""
+
+
+def _child_pids() -> set[int]:
+    import psutil
+
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def _start_watchdog(engine_pids: set[int]):
+    """A process that stops ``engine_pids`` once this process is gone; None when there are none."""
+    import subprocess
+    import sys
+
+    if not engine_pids:
+        return None
+    return subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), *map(str, sorted(engine_pids))],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
 
 @contextlib.contextmanager
 def _core_in_process(wanted: bool):
@@ -340,8 +386,10 @@ class VllmEngine:
             raise ValueError("an engine with its vLLM core in this process is already running here: closing "
                              "either would tear down the state the other runs on; close it first, or start "
                              "this one with in_process=False")
+        before = _child_pids()
         with _core_in_process(settings.in_process):
             self.llm = vllm.LLM(**arguments)
+        self._watchdog = _start_watchdog(_child_pids() - before)
         if settings.in_process:
             _in_process_engine = self
         self.start_seconds = time.perf_counter() - started
@@ -480,6 +528,11 @@ class VllmEngine:
         core = self._core_client()
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()
+        watchdog, self._watchdog = getattr(self, "_watchdog", None), None
+        if watchdog is not None:  # its work is done: the engine's processes have ended
+            watchdog.kill()
+            watchdog.wait()
+            watchdog.stdin.close()
         if _in_process_engine is self:
             _in_process_engine = None
 

@@ -1,5 +1,6 @@
 """Time budget, resume after SIGTERM/SIGKILL, data-parallel workers and start-up retry, through real vLLM."""
 
+import contextlib
 import json
 import os
 import re
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from conftest import EAGER, ROOT, SAMPLE
@@ -68,21 +70,40 @@ def _lines(path):
     return sum(1 for _ in open(path, "rb")) if path.exists() else 0
 
 
+def _processes_in_group(group: int) -> list[int]:
+    alive = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == group and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    return alive
+
+
 def _start_and_signal(command, predictions, at_least, sig, log_path):
+    """Run ``command``, send ``sig`` to its main process alone once ``at_least`` predictions are
+    written, and wait until every process it started has ended: after SIGTERM the run closes its
+    engine; after SIGKILL the engine's watchdog stops vLLM's processes (engine.py)."""
     with open(log_path, "w") as log:  # a file, not a pipe: vLLM's logging must never block on a full pipe
-        # its own session, so a SIGKILL can take vLLM's engine processes down with it, as a killed
-        # kernel would; SIGTERM goes to the main process alone, which must shut down cleanly
+        # its own session: the processes left behind are those of its process group
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
                                    start_new_session=True)
-        deadline = time.monotonic() + 300
-        while _lines(predictions) < at_least and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert process.poll() is None, "the run ended before it could be interrupted"
-        if sig == signal.SIGKILL:
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
+        try:
+            deadline = time.monotonic() + 300
+            while _lines(predictions) < at_least and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert process.poll() is None, "the run ended before it could be interrupted"
             process.send_signal(sig)
-        process.wait(timeout=300)
+            process.wait(timeout=300)
+            deadline = time.monotonic() + 30
+            while _processes_in_group(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            left = _processes_in_group(process.pid)
+            assert not left, f"{len(left)} processes of the run still alive 30 s after its {sig.name}"
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
     return process.returncode, log_path.read_text()
 
 
