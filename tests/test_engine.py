@@ -24,8 +24,21 @@ def test_engine_reports_what_it_runs(vllm_engine):
     assert info["engine"] == "vllm" and info["device"] == "cpu" and info["dtype"] == "bfloat16"
     assert info["vllm_version"].startswith("0.")
     assert info["max_model_len"] == 8192  # capped at the tiny model's max_position_embeddings
-    # the shared test engine runs vLLM's core here, and leaves vLLM's variable as it found it
-    assert info["core"] == "this process" and "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ
+    assert info["core"] == "this process"  # the shared test engine runs vLLM's core here
+
+
+@pytest.mark.parametrize("before", [None, "1"])
+def test_an_in_process_start_leaves_vllm_s_variable_as_it_found_it(monkeypatch, before):
+    from submission.engine import _core_in_process
+
+    key = "VLLM_ENABLE_V1_MULTIPROCESSING"
+    if before is None:
+        monkeypatch.delenv(key, raising=False)
+    else:
+        monkeypatch.setenv(key, before)
+    with _core_in_process(True):
+        assert os.environ[key] == "0"
+    assert os.environ.get(key) == before
 
 
 def test_a_second_engine_with_its_core_in_this_process_is_refused_before_it_starts(vllm_engine, tiny_model_dir):
