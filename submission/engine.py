@@ -528,7 +528,7 @@ class VllmEngine:
         core = self._core_client()
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()
-        watchdog, self._watchdog = getattr(self, "_watchdog", None), None
+        watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None:  # its work is done: the engine's processes have ended
             watchdog.kill()
             watchdog.wait()

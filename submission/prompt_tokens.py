@@ -46,9 +46,9 @@ class PromptTokenizer:
 
     def __init__(self, tokenizer, check_every: int = 512, check_first: int = 4, log=print):
         self.tokenizer = tokenizer
-        # A Hugging Face fast tokenizer's Rust tokenizer encodes a short piece ~4x faster than its
-        # Python encode (~55 against ~200 us, almost all of it call overhead); the checks compare
-        # with the Python encode, so a backend that disagreed would show on the first prompt.
+        # New pieces go to a Hugging Face fast tokenizer's Rust tokenizer: on a short piece its
+        # Python encode is mostly call overhead. The checks compare with the Python encode, so a
+        # backend that disagreed would show on the first prompt.
         self._backend = getattr(tokenizer, "backend_tokenizer", None)
         self.check_every = check_every
         self.check_first = check_first
